@@ -1,0 +1,66 @@
+#pragma once
+// The one logging header of core/: a thin facade over spdlog that prefixes every line with the
+// node and its (virtual, in the simulator) monotonic time. Formatting happens only when the
+// level is enabled.
+
+#include <fmt/core.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace sluice {
+
+class Clock;
+
+enum class LogLevel : int { trace = 0, debug, info, warn, error, off };
+
+// Parses "trace|debug|info|warn|error|off"; false on anything else.
+bool parse_log_level(std::string_view text, LogLevel& level);
+void set_log_level(LogLevel level);
+LogLevel log_level();
+
+class Log {
+ public:
+  Log(std::string node, const Clock* clock, std::string component = "")
+      : node_(std::move(node)), clock_(clock), component_(std::move(component)) {}
+
+  Log with_component(std::string component) const { return Log(node_, clock_, std::move(component)); }
+
+  static bool enabled(LogLevel level) { return level >= log_level(); }
+
+  template <typename... Args>
+  void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
+    if (!enabled(level)) return;
+    write(level, fmt::format(format, std::forward<Args>(args)...));
+  }
+  template <typename... Args>
+  void trace(fmt::format_string<Args...> format, Args&&... args) const {
+    log(LogLevel::trace, format, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void debug(fmt::format_string<Args...> format, Args&&... args) const {
+    log(LogLevel::debug, format, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void info(fmt::format_string<Args...> format, Args&&... args) const {
+    log(LogLevel::info, format, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void warn(fmt::format_string<Args...> format, Args&&... args) const {
+    log(LogLevel::warn, format, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void error(fmt::format_string<Args...> format, Args&&... args) const {
+    log(LogLevel::error, format, std::forward<Args>(args)...);
+  }
+
+  void write(LogLevel level, std::string_view message) const;
+
+ private:
+  std::string node_;
+  const Clock* clock_;
+  std::string component_;
+};
+
+}  // namespace sluice
