@@ -59,7 +59,7 @@ struct Fiber {
   FiberId id = 0;
   std::string name;
   Scope* scope = nullptr;
-  std::function<void()> body;
+  FiberBody body;
   context::fiber continuation;  // this fiber's suspended continuation
   context::fiber caller;        // whoever resumed it (valid while it runs)
   FiberState state = FiberState::not_started;
@@ -121,7 +121,7 @@ Scope& Scheduler::current_scope() const {
 }
 
 std::shared_ptr<FiberDone> Scheduler::spawn(Scope& scope, std::string name,
-                                            std::function<void()> body) {
+                                            FiberBody body) {
   assert(&scope.scheduler() == this);
   auto fiber = std::make_unique<Fiber>();
   Fiber* raw = fiber.get();
@@ -311,6 +311,7 @@ void Scheduler::fire_due_timers() {
     timers_.erase(it);
     timer_deadlines_.erase(id);
     trace(id);
+    trace(static_cast<std::uint64_t>(now().time_since_epoch().count()));
     callback();
   }
 }
@@ -328,6 +329,7 @@ bool Scheduler::run_one_step() {
     }
     steps_++;
     trace(id);
+    trace(static_cast<std::uint64_t>(now().time_since_epoch().count()));
     resume(*fiber);
     return true;
   }

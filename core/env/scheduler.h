@@ -28,6 +28,8 @@ struct Fiber;
 
 using FiberId = std::uint64_t;
 using TimerId = std::uint64_t;
+// Move-only, so fibers can own what they serve (a socket, a file).
+using FiberBody = std::move_only_function<void()>;
 
 // Why a suspended fiber was resumed.
 enum class WakeReason : std::uint8_t { notified, timed_out, cancelled };
@@ -82,7 +84,7 @@ class Scheduler {
   bool stop_requested() const { return stop_requested_; }
 
   // Spawns a fiber in `scope`; it first runs when the scheduler reaches it in the run queue.
-  std::shared_ptr<FiberDone> spawn(Scope& scope, std::string name, std::function<void()> body);
+  std::shared_ptr<FiberDone> spawn(Scope& scope, std::string name, FiberBody body);
 
   // Timers run callbacks on the scheduler stack (not in a fiber): they must not suspend.
   TimerId schedule_at(Instant at, std::function<void()> callback);
@@ -164,7 +166,7 @@ class Scope {
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 
-  std::shared_ptr<FiberDone> spawn(std::string name, std::function<void()> body) {
+  std::shared_ptr<FiberDone> spawn(std::string name, FiberBody body) {
     return scheduler_.spawn(*this, std::move(name), std::move(body));
   }
   void cancel();

@@ -34,6 +34,7 @@ void WaitQueue::unlink(Waiter& waiter) {
 WakeReason WaitQueue::wait(Instant deadline) {
   Scheduler& scheduler = Scheduler::current();
   Waiter waiter;
+  waiter.scheduler = &scheduler;
   waiter.ticket = scheduler.prepare_wait();
   link(waiter);
   // Unlink on every way out, including FiberCancelled unwinding through here.
@@ -49,7 +50,7 @@ bool WaitQueue::notify_one() {
   while (head_ != nullptr) {
     Waiter* waiter = head_;
     unlink(*waiter);
-    if (Scheduler::current().wake(waiter->ticket)) return true;
+    if (waiter->scheduler->wake(waiter->ticket)) return true;
   }
   return false;
 }

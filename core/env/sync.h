@@ -31,6 +31,7 @@ class WaitQueue {
 
  private:
   struct Waiter {
+    Scheduler* scheduler = nullptr;  // lets notify work outside run() too (e.g. from a test)
     WaitTicket ticket;
     Waiter* previous = nullptr;
     Waiter* next = nullptr;

@@ -1,0 +1,32 @@
+#include <string>
+
+#include "scenarios/scenario.h"
+
+namespace sluice::scenarios {
+
+const std::vector<ScenarioInfo>& all_scenarios() {
+  static const std::vector<ScenarioInfo> scenarios = {
+      {"append_log",
+       "clients append checksummed records to a node's log and read them back, across node crashes "
+       "(lost and torn unsynced writes), restarts, pauses, partitions, resets and slow disks",
+       &run_append_log},
+  };
+  return scenarios;
+}
+
+const ScenarioInfo* find_scenario(const std::string& name) {
+  for (const auto& scenario : all_scenarios()) {
+    if (name == scenario.name) return &scenario;
+  }
+  return nullptr;
+}
+
+const std::vector<BugInfo>& all_bugs() {
+  static const std::vector<BugInfo> bugs = {
+      {"demo_ack_before_sync", "append log acknowledges before fdatasync (flushes every 50 ms)"},
+      {"demo_skip_crc_on_recovery", "append log recovery accepts frames without checking their CRC"},
+  };
+  return bugs;
+}
+
+}  // namespace sluice::scenarios

@@ -1,0 +1,44 @@
+#pragma once
+// A scenario = topology + workload + fault plan + checkers, run in the simulator from one seed.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/env/time.h"
+
+namespace sluice::scenarios {
+
+struct ScenarioOptions {
+  std::uint64_t seed = 1;
+  std::vector<std::string> bugs;         // canary bugs to plant (see `sluice-sim bugs`)
+  Duration fault_duration = seconds(20);  // virtual time with faults, then a quiet period
+  bool verbose = false;                   // broker logs at info instead of warn
+};
+
+struct ScenarioResult {
+  std::uint64_t trace_hash = 0;
+  std::vector<std::string> violations;  // empty = every invariant held
+  std::string summary;                  // one line of counts for humans
+  bool ok() const { return violations.empty(); }
+};
+
+struct ScenarioInfo {
+  const char* name;
+  const char* description;
+  ScenarioResult (*run)(const ScenarioOptions&);
+};
+
+const std::vector<ScenarioInfo>& all_scenarios();
+const ScenarioInfo* find_scenario(const std::string& name);
+
+struct BugInfo {
+  const char* name;
+  const char* description;
+};
+const std::vector<BugInfo>& all_bugs();
+
+// Scenario entry points (one file each).
+ScenarioResult run_append_log(const ScenarioOptions& options);
+
+}  // namespace sluice::scenarios
