@@ -21,27 +21,6 @@ constexpr int kClients = 3;
 constexpr std::uint16_t kPort = 7000;
 constexpr Duration kQuietPeriod = seconds(30);
 
-struct FaultPlan {
-  bool crashes = false;
-  bool torn_writes_matter = false;
-  bool pauses = false;
-  bool partitions = false;
-  bool resets = false;
-  bool slow_disk = false;
-  double fault_interval_mean_s = 1.0;
-
-  static FaultPlan from(Random& random) {
-    FaultPlan plan;
-    plan.crashes = random.bernoulli(0.8);
-    plan.pauses = random.bernoulli(0.5);
-    plan.partitions = random.bernoulli(0.5);
-    plan.resets = random.bernoulli(0.5);
-    plan.slow_disk = random.bernoulli(0.5);
-    plan.fault_interval_mean_s = 0.3 + random.uniform_double() * 2.0;
-    return plan;
-  }
-};
-
 struct History {
   std::vector<checkers::AppendOperation> operations;
   std::uint64_t crashes = 0;
@@ -115,32 +94,57 @@ std::optional<std::vector<checkers::LoggedRecord>> read_whole_log(Env& env, Inst
   return std::nullopt;
 }
 
-// The fault driver: runs on the world's control scope, not on any node.
-void run_faults(sim::SimWorld& world, sim::NodeId server, const FaultPlan& plan, Instant stop_at,
-                History& history) {
+// The fault driver: a fiber that belongs to no node. Which kinds of fault it injects, and how
+// often, comes from the seed's swarm configuration.
+void run_faults(sim::SimWorld& world, sim::NodeId server, const sim::SwarmConfig& swarm,
+                Instant stop_at, History& history) {
   Random random = world.random().fork("append_log/faults");
-  std::vector<std::string> client_hosts;
-  for (int i = 1; i <= kClients; ++i) client_hosts.push_back("client-" + std::to_string(i));
+  std::vector<int> kinds;  // 0 crash, 1 pause, 2 partition, 3 clog, 4 clock jump
+  if (swarm.crashes) kinds.push_back(0);
+  if (swarm.pauses) kinds.push_back(1);
+  if (swarm.partitions) kinds.push_back(2);
+  if (swarm.clogs) kinds.push_back(3);
+  if (swarm.clock_skew) kinds.push_back(4);
+  if (kinds.empty()) return;
+  const double interval_mean_s = 0.2 + random.uniform_double() * 2.0;
+  auto pick_duration = [&random](std::int64_t ms_min, std::int64_t ms_max) {
+    return milliseconds(random.range(ms_min, ms_max));
+  };
   while (world.now() < stop_at) {
-    this_fiber::sleep_for(Duration(static_cast<std::int64_t>(random.exponential(plan.fault_interval_mean_s) * 1e9)));
+    this_fiber::sleep_for(Duration(static_cast<std::int64_t>(random.exponential(interval_mean_s) * 1e9)));
     if (world.now() >= stop_at) break;
-    const auto choice = random.uniform(4);
-    if (choice == 0 && plan.crashes && world.is_up(server)) {
-      world.crash(server);
-      history.crashes++;
-      this_fiber::sleep_for(milliseconds(random.range(10, 1500)));
-      world.restart(server);
-    } else if (choice == 1 && plan.pauses && world.is_up(server)) {
-      world.pause(server);
-      history.pauses++;
-      this_fiber::sleep_for(milliseconds(random.range(10, 3000)));
-      world.resume(server);
-    } else if (choice == 2 && plan.partitions) {
-      const std::string& victim = client_hosts[random.uniform(client_hosts.size())];
-      world.network().partition(victim, "server");
-      history.partitions++;
-      this_fiber::sleep_for(milliseconds(random.range(10, 3000)));
-      world.network().heal_all();
+    const std::string victim = "client-" + std::to_string(1 + random.uniform(kClients));
+    switch (kinds[random.uniform(kinds.size())]) {
+      case 0:
+        if (!world.is_up(server)) break;
+        world.crash(server);
+        history.crashes++;
+        this_fiber::sleep_for(pick_duration(1, 1500));
+        world.restart(server);
+        break;
+      case 1:
+        if (!world.is_up(server) || world.is_paused(server)) break;
+        world.pause(server);
+        history.pauses++;
+        this_fiber::sleep_for(pick_duration(1, 3000));
+        world.resume(server);
+        break;
+      case 2:
+        if (random.bernoulli(0.5)) {
+          world.network().partition(victim, "server");
+        } else {
+          world.network().isolate("server");
+        }
+        history.partitions++;
+        this_fiber::sleep_for(pick_duration(1, 3000));
+        world.network().heal_all();
+        break;
+      case 3:
+        world.network().clog(random.bernoulli(0.5) ? victim : std::string("server"), pick_duration(1, 2000));
+        break;
+      case 4:
+        world.clock(server).jump_ms(random.range(-swarm.clock_skew_ms_max, swarm.clock_skew_ms_max));
+        break;
     }
   }
 }
@@ -153,24 +157,27 @@ ScenarioResult run_append_log(const ScenarioOptions& options) {
   sim::SimWorld world(options.seed);
   for (const auto& bug : options.bugs) world.buggify().plant_bug(bug);
 
-  Random plan_random = world.random().fork("append_log/plan");
-  const FaultPlan plan = FaultPlan::from(plan_random);
-  if (plan.resets) {
-    auto faults = world.network().faults();
-    faults.reset_probability = 0.002;
-    world.network().set_faults(faults);
+  const sim::SwarmConfig swarm = sim::SwarmConfig::from_seed(options.seed);
+  sim::SimNetworkFaults network_faults;
+  if (swarm.latency_spikes) {
+    network_faults.latency_spike_probability = swarm.latency_spike_probability;
+    network_faults.latency_spike_mean = swarm.latency_spike_mean;
   }
+  if (swarm.resets) network_faults.reset_probability_per_write = swarm.reset_probability_per_write;
+  if (swarm.refused_connects) network_faults.refuse_probability_per_connect = swarm.refuse_probability_per_connect;
+  world.network().set_faults(network_faults);
 
   demo::AppendLogOptions service_options;
   service_options.port = kPort;
   const sim::NodeId server =
       world.add_node("server", [service_options](Env& env) { demo::run_append_log_node(env, service_options); });
-  if (plan.slow_disk) {
-    auto faults = world.disk(server).faults();
-    faults.sync_latency_mean = milliseconds(20);
-    faults.write_latency_mean = milliseconds(1);
-    world.disk(server).set_faults(faults);
+  sim::SimDiskFaults disk_faults;
+  if (swarm.disk_latency) {
+    disk_faults.write_latency_mean_extra = swarm.disk_latency_mean / 10;
+    disk_faults.sync_latency_mean_extra = swarm.disk_latency_mean;
   }
+  if (swarm.disk_read_errors) disk_faults.read_error_probability = swarm.disk_read_error_probability;
+  world.disk(server).set_faults(disk_faults);
 
   const Instant faults_end = world.now() + options.fault_duration;
   for (int i = 1; i <= kClients; ++i) {
@@ -186,7 +193,7 @@ ScenarioResult run_append_log(const ScenarioOptions& options) {
     // The fault driver is not a node: it lives in its own scope, ended with the fault period so
     // it cannot undo the healing below.
     Scope faults(world.scheduler(), "faults");
-    faults.spawn("faults", [&] { run_faults(world, server, plan, faults_end, history); });
+    faults.spawn("faults", [&] { run_faults(world, server, swarm, faults_end, history); });
     world.run_until(faults_end);
   }
   {

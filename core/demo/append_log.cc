@@ -266,16 +266,20 @@ Bytes AppendLogService::handle_read(ByteReader& reader) {
 
 void run_append_log_node(Env& env, const AppendLogOptions& options) {
   AppendLogService service(env, options);
-  auto recovered = service.recover();
-  if (!recovered) {
-    env.log().error("append log recovery failed: {}", to_string(recovered.error()));
-    return;
+  // Like a supervised process that restarts after a failed start: retry, with a pause, until
+  // recovery and listening succeed (disk read errors and busy ports can be transient).
+  for (;;) {
+    auto recovered = service.recover();
+    if (recovered) break;
+    env.log().error("append log recovery failed: {}; retrying", to_string(recovered.error()));
+    this_fiber::sleep_for(milliseconds(100));
   }
   Scope& scope = env.scheduler().current_scope();
-  auto address = service.start(scope);
-  if (!address) {
-    env.log().error("append log cannot listen: {}", to_string(address.error()));
-    return;
+  for (;;) {
+    auto address = service.start(scope);
+    if (address) break;
+    env.log().error("append log cannot listen: {}; retrying", to_string(address.error()));
+    this_fiber::sleep_for(milliseconds(100));
   }
   Event forever;
   forever.wait();
