@@ -433,7 +433,8 @@ std::expected<void, DiskError> SimDisk::datasync(std::uint64_t inode) {
     file.unsynced.pop_front();
   }
   scheduler_.trace(mix64(inode) ^ file.durable.size());
-  if (file.unsynced.empty()) assert(file.durable == file.live);
+  // Sizes only: comparing whole images here made every sync O(file size).
+  if (file.unsynced.empty()) assert(file.durable.size() == file.live.size());
   return {};
 }
 
