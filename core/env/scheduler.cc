@@ -3,6 +3,7 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,7 @@ inline void asan_finish_switch(void* fake_stack_save, const void** bottom_old, s
 }
 
 constexpr int kUnwindResumesMax = 1000;
+constexpr std::uint32_t kStepsBetweenPolls = 64;
 
 }  // namespace
 
@@ -303,21 +305,38 @@ std::optional<Instant> Scheduler::next_timer() const {
 }
 
 void Scheduler::fire_due_timers() {
+  // Bounded: only timers that exist when this starts fire now; one that a callback schedules
+  // for "now" waits for the next step, so a callback cannot keep the loop going forever.
+  const Instant due = now();
+  const TimerId first_new_timer = next_timer_id_;
   while (!timers_.empty()) {
     auto it = timers_.begin();
-    if (it->first.at > now()) return;
+    if (it->first.at > due) return;
+    if (it->first.sequence >= first_new_timer) {
+      // Look past this one for older due timers (rare: only same-instant reschedules).
+      auto older = std::find_if(it, timers_.end(), [&](const auto& entry) {
+        return entry.first.at > due || entry.first.sequence < first_new_timer;
+      });
+      if (older == timers_.end() || older->first.at > due) return;
+      it = older;
+    }
     TimerId id = it->first.sequence;
     std::function<void()> callback = std::move(it->second);
     timers_.erase(it);
     timer_deadlines_.erase(id);
     trace(id);
-    trace(static_cast<std::uint64_t>(now().time_since_epoch().count()));
+    trace(static_cast<std::uint64_t>(due.time_since_epoch().count()));
     callback();
   }
 }
 
 bool Scheduler::run_one_step() {
   fire_due_timers();
+  // Busy fibers must not starve IO: every so often, collect ready events without blocking.
+  if (!run_queue_.empty() && ++steps_since_poll_ >= kStepsBetweenPolls) {
+    steps_since_poll_ = 0;
+    reactor_.wait(now());
+  }
   while (!run_queue_.empty()) {
     FiberId id = run_queue_.front();
     run_queue_.pop_front();
@@ -333,18 +352,19 @@ bool Scheduler::run_one_step() {
     resume(*fiber);
     return true;
   }
+  steps_since_poll_ = 0;
   return reactor_.wait(next_timer());
 }
 
 bool Scheduler::run_until(const std::function<bool()>& done) {
   Scheduler* previous = g_current_scheduler;
   g_current_scheduler = this;
-  stop_requested_ = false;
   bool finished = done();
   while (!finished && !stop_requested_) {
     if (!run_one_step()) break;
     finished = done();
   }
+  stop_requested_ = false;  // a stop() ends one run; one requested between runs ends the next
   g_current_scheduler = previous;
   return finished;
 }

@@ -76,6 +76,7 @@ class Scheduler {
   // Runs fibers and timers until stop() is called, or nothing can happen any more.
   void run();
   // Runs until `done()` is true (checked after every fiber step and timer), stop(), or idle.
+  // A stop() ends the current run; one requested while no run is active ends the next run.
   // Returns done().
   bool run_until(const std::function<bool()>& done);
   // Runs until the monotonic clock reaches `until` (or idle / stop()).
@@ -152,6 +153,7 @@ class Scheduler {
   std::unordered_map<TimerId, Instant> timer_deadlines_;
   std::uint64_t trace_hash_ = 0xcbf29ce484222325ULL;
   std::uint64_t steps_ = 0;
+  std::uint32_t steps_since_poll_ = 0;
 };
 
 // A cancellation scope: owns a set of fibers (and child scopes). cancel() makes every fiber in it

@@ -27,11 +27,12 @@ inline constexpr Duration milliseconds(std::int64_t ms) { return std::chrono::mi
 inline constexpr Duration microseconds(std::int64_t us) { return std::chrono::microseconds(us); }
 inline constexpr Duration seconds(std::int64_t s) { return std::chrono::seconds(s); }
 
-// Adds without overflowing past kNever.
+// Adds without overflowing past kNever (or below Instant::min() for negative deltas).
 inline constexpr Instant add_saturating(Instant at, Duration delta) {
-  if (delta.count() >= 0 && at.time_since_epoch().count() > kNever.time_since_epoch().count() - delta.count()) {
-    return kNever;
-  }
+  const auto base = at.time_since_epoch().count();
+  const auto step = delta.count();
+  if (step >= 0 && base > Instant::max().time_since_epoch().count() - step) return kNever;
+  if (step < 0 && base < Instant::min().time_since_epoch().count() - step) return Instant::min();
   return at + delta;
 }
 
