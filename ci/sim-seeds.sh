@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fault-injection seed runs, as CI runs them:
-#  1. every scenario over SLUICE_SEEDS seeds (default 20): all invariants must hold;
+#  1. every scenario over SLUICE_SEEDS seeds (default 50): all invariants must hold;
 #  2. each seed run twice: the trace hashes must be equal (determinism), and differ across seeds;
 #  3. every canary bug must be caught by some seed within SLUICE_CANARY_SEEDS (default 40).
 # Usage: ci/sim-seeds.sh PATH/TO/sluice-sim
 set -euo pipefail
 sim="${1:?usage: ci/sim-seeds.sh PATH/TO/sluice-sim}"
-seeds="${SLUICE_SEEDS:-20}"
+seeds="${SLUICE_SEEDS:-50}"
 canary_seeds="${SLUICE_CANARY_SEEDS:-40}"
 first_seed="${SLUICE_FIRST_SEED:-1}"
 failed=0
