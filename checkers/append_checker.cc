@@ -38,7 +38,7 @@ AppendCheckResult check_append_history(const std::vector<AppendOperation>& opera
   }
 
   std::map<Key, std::uint64_t> position_of;
-  std::map<std::uint64_t, std::uint64_t> last_sequence_of_client;
+  std::map<std::uint64_t, std::uint64_t> highest_sequence_of_client;
   for (std::uint64_t index = 0; index < final_log.size(); ++index) {
     const LoggedRecord& record = final_log[index];
     const Key key{record.client, record.sequence};
@@ -56,13 +56,21 @@ AppendCheckResult check_append_history(const std::vector<AppendOperation>& opera
       report(result, "duplicate: " + describe(key) + " at indexes " +
                          std::to_string(position_of[key]) + " and " + std::to_string(index));
     }
-    auto last = last_sequence_of_client.find(record.client);
-    if (last != last_sequence_of_client.end() && last->second >= record.sequence) {
+    // Clients send one record at a time, so a record acknowledged at sequence s was in the log
+    // before any later sequence was even sent: nothing with a higher sequence may precede it.
+    // (A record with an unknown outcome may land late: its request can sit in the network
+    // while the client has already moved on.)
+    auto highest = highest_sequence_of_client.find(record.client);
+    if (found->second->outcome == AppendOutcome::acked && highest != highest_sequence_of_client.end() &&
+        highest->second > record.sequence) {
       report(result, "order: client " + std::to_string(record.client) + " sequence " +
-                         std::to_string(record.sequence) + " at index " + std::to_string(index) +
-                         " follows sequence " + std::to_string(last->second));
+                         std::to_string(record.sequence) + " was acknowledged, but sequence " +
+                         std::to_string(highest->second) + ", sent after that, precedes it at index " +
+                         std::to_string(index));
     }
-    last_sequence_of_client[record.client] = record.sequence;
+    if (highest == highest_sequence_of_client.end() || highest->second < record.sequence) {
+      highest_sequence_of_client[record.client] = record.sequence;
+    }
     if (found->second->outcome != AppendOutcome::acked) result.unknown_found++;
   }
 

@@ -37,7 +37,8 @@ struct AppendCheckResult {
 };
 
 // Anomalies found: lost acknowledged writes, records at another index than acknowledged,
-// records never sent or with other bytes than sent, duplicates, per-client order violations.
+// records never sent or with other bytes than sent, duplicates, and an acknowledged record
+// preceded by a record its client sent after the acknowledgement.
 AppendCheckResult check_append_history(const std::vector<AppendOperation>& operations,
                                        const std::vector<LoggedRecord>& final_log);
 

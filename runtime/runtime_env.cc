@@ -84,7 +84,8 @@ RuntimeEnv::RuntimeEnv(RuntimeEnvOptions options)
       disk_(io_thread_),
       random_(seed_from_os()),
       env_(scheduler_, clock_, net_, disk_, random_, buggify_,
-           Log("node-" + std::to_string(options.node_id), &clock_)),
+           // No clock: spdlog already stamps runtime lines with wall time.
+           Log("node-" + std::to_string(options.node_id), nullptr)),
       root_scope_(scheduler_, "node-" + std::to_string(options.node_id)) {
   assert(!buggify_.enabled());
   if (signal_mask_.active()) {

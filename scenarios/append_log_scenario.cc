@@ -57,6 +57,7 @@ void run_client(Env& env, std::uint64_t client, Instant stop_at, History& histor
       history.operations[slot].outcome = checkers::AppendOutcome::acked;
       history.operations[slot].index = *result;
     } else {
+      env.log().debug("append {} failed: {}", sequence, result.error());
       if (result.error().starts_with("server:")) history.operations[slot].outcome = checkers::AppendOutcome::failed;
       connection.reset();
       this_fiber::sleep_for(milliseconds(env.random().range(10, 100)));
@@ -99,6 +100,7 @@ std::optional<std::vector<checkers::LoggedRecord>> read_whole_log(Env& env, Inst
 void run_faults(sim::SimWorld& world, sim::NodeId server, const sim::SwarmConfig& swarm,
                 Instant stop_at, History& history) {
   Random random = world.random().fork("append_log/faults");
+  const Log log("faults", &world.clock(server));
   std::vector<int> kinds;  // 0 crash, 1 pause, 2 partition, 3 clog, 4 clock jump
   if (swarm.crashes) kinds.push_back(0);
   if (swarm.pauses) kinds.push_back(1);
@@ -117,34 +119,48 @@ void run_faults(sim::SimWorld& world, sim::NodeId server, const sim::SwarmConfig
     switch (kinds[random.uniform(kinds.size())]) {
       case 0:
         if (!world.is_up(server)) break;
+        log.info("crash server");
         world.crash(server);
         history.crashes++;
         this_fiber::sleep_for(pick_duration(1, 1500));
+        log.info("restart server");
         world.restart(server);
         break;
       case 1:
         if (!world.is_up(server) || world.is_paused(server)) break;
+        log.info("pause server");
         world.pause(server);
         history.pauses++;
         this_fiber::sleep_for(pick_duration(1, 3000));
+        log.info("resume server");
         world.resume(server);
         break;
       case 2:
         if (random.bernoulli(0.5)) {
+          log.info("partition {} from server", victim);
           world.network().partition(victim, "server");
         } else {
+          log.info("isolate server");
           world.network().isolate("server");
         }
         history.partitions++;
         this_fiber::sleep_for(pick_duration(1, 3000));
+        log.info("heal network");
         world.network().heal_all();
         break;
-      case 3:
-        world.network().clog(random.bernoulli(0.5) ? victim : std::string("server"), pick_duration(1, 2000));
+      case 3: {
+        const std::string host = random.bernoulli(0.5) ? victim : std::string("server");
+        const Duration duration = pick_duration(1, 2000);
+        log.info("clog {} for {} ms", host, duration.count() / 1'000'000);
+        world.network().clog(host, duration);
         break;
-      case 4:
-        world.clock(server).jump_ms(random.range(-swarm.clock_skew_ms_max, swarm.clock_skew_ms_max));
+      }
+      case 4: {
+        const std::int64_t jump_ms = random.range(-swarm.clock_skew_ms_max, swarm.clock_skew_ms_max);
+        log.info("server wall clock jumps {} ms", jump_ms);
+        world.clock(server).jump_ms(jump_ms);
         break;
+      }
     }
   }
 }

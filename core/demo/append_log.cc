@@ -231,7 +231,9 @@ std::expected<void, DiskError> AppendLogService::sync_through(std::uint64_t gene
 
 Bytes AppendLogService::handle_read(ByteReader& reader) {
   const std::uint64_t from = reader.u64();
-  const std::uint32_t records_max = std::min(reader.u32(), options_.read_records_max);
+  std::uint32_t records_max = std::min(reader.u32(), options_.read_records_max);
+  // Rare path on demand: tiny pages exercise the client's paging.
+  if (env_.buggify("appendlog/read_one_record_per_page")) records_max = std::min<std::uint32_t>(records_max, 1);
   if (!reader.ok() || reader.remaining() != 0) return status_only(AppendStatus::bad_request);
   // Only durable records are served (like Kafka's high watermark): a reader never sees a record
   // that a crash could still take away.

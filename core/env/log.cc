@@ -45,8 +45,16 @@ void set_log_level(LogLevel level) {
 LogLevel log_level() { return g_level; }
 
 void Log::write(LogLevel level, std::string_view message) const {
-  const double seconds =
-      clock_ == nullptr ? 0.0 : static_cast<double>(clock_->now().time_since_epoch().count()) / 1e9;
+  // Simulated nodes pass their clock so lines carry virtual time; the runtime passes none.
+  if (clock_ == nullptr) {
+    if (component_.empty()) {
+      spdlog::log(to_spdlog(level), "[{}] {}", node_, message);
+    } else {
+      spdlog::log(to_spdlog(level), "[{}] [{}] {}", node_, component_, message);
+    }
+    return;
+  }
+  const double seconds = static_cast<double>(clock_->now().time_since_epoch().count()) / 1e9;
   if (component_.empty()) {
     spdlog::log(to_spdlog(level), "[{} t={:.6f}] {}", node_, seconds, message);
   } else {

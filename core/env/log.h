@@ -1,6 +1,6 @@
 #pragma once
 // The one logging header of core/: a thin facade over spdlog that prefixes every line with the
-// node and its (virtual, in the simulator) monotonic time. Formatting happens only when the
+// node and, when given a clock (the simulator's), its virtual time. Formatting happens only when the
 // level is enabled.
 
 #include <fmt/core.h>
