@@ -42,6 +42,10 @@ AppendCheckResult check_append_history(const std::vector<AppendOperation>& opera
   for (std::uint64_t index = 0; index < final_log.size(); ++index) {
     const LoggedRecord& record = final_log[index];
     const Key key{record.client, record.sequence};
+    if (record.offset >= 0 && static_cast<std::uint64_t>(record.offset) != index) {
+      report(result, "offset gap: the record at position " + std::to_string(index) + " reports offset " +
+                         std::to_string(record.offset));
+    }
     auto found = sent.find(key);
     if (found == sent.end()) {
       report(result, "phantom record at index " + std::to_string(index) + ": " + describe(key) +

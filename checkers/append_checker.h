@@ -26,6 +26,7 @@ struct LoggedRecord {
   std::uint64_t client = 0;
   std::uint64_t sequence = 0;
   std::string data;
+  std::int64_t offset = -1;  // the offset the log reported, when it reports one (-1: none)
 };
 
 struct AppendCheckResult {

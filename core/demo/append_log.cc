@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/util/crc32c.h"
+#include "core/util/frame_io.h"
 
 namespace sluice::demo {
 
@@ -19,26 +20,6 @@ Bytes status_only(AppendStatus status) { return Bytes{static_cast<std::byte>(sta
 std::uint32_t read_u32_at(std::span<const std::byte> bytes, std::size_t position) {
   ByteReader reader(bytes.subspan(position, 4));
   return reader.u32();
-}
-
-std::expected<void, NetError> write_frame(Stream& stream, const Bytes& body, Instant deadline) {
-  Bytes frame;
-  frame.reserve(body.size() + 4);
-  ByteWriter writer(frame);
-  writer.u32(static_cast<std::uint32_t>(body.size()));
-  writer.bytes(body);
-  return stream.write_all(frame, deadline);
-}
-
-// Reads one length-prefixed frame; the size is checked before anything is allocated.
-std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t bytes_max, Instant deadline) {
-  std::byte header[4];
-  if (auto got = stream.read_exact(header, deadline); !got) return std::unexpected(got.error());
-  const std::uint32_t size = read_u32_at(header, 0);
-  if (size == 0 || size > bytes_max) return std::unexpected(NetError::reset);
-  Bytes body(size);
-  if (auto got = stream.read_exact(body, deadline); !got) return std::unexpected(got.error());
-  return body;
 }
 
 }  // namespace

@@ -46,6 +46,13 @@ TEST(AppendChecker, catches_corrupt_and_phantom_records) {
   EXPECT_TRUE(mentions(result, "phantom"));
 }
 
+TEST(AppendChecker, catches_offsets_that_are_not_contiguous) {
+  checkers::LoggedRecord first{1, 1, "a", 0};
+  checkers::LoggedRecord second{1, 2, "b", 2};  // offset 1 is missing
+  auto result = check_append_history({acked(1, 1, "a", 0), unknown(1, 2, "b")}, {first, second});
+  EXPECT_TRUE(mentions(result, "offset gap"));
+}
+
 TEST(AppendChecker, catches_duplicates) {
   auto result = check_append_history({unknown(1, 1, "a"), unknown(1, 2, "b")}, {{1, 1, "a"}, {1, 1, "a"}});
   EXPECT_TRUE(mentions(result, "duplicate"));

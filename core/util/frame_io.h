@@ -1,0 +1,18 @@
+#pragma once
+// Length-prefixed frames on a Stream: u32 big-endian body size, then the body. The Kafka wire
+// protocol and Sluice's test services frame messages this way.
+
+#include <cstdint>
+#include <expected>
+
+#include "core/env/net.h"
+#include "core/util/bytes.h"
+
+namespace sluice {
+
+// Reads one frame. The size is checked against `body_bytes_max` before anything is allocated; a
+// zero or oversized frame fails with NetError::reset (the caller closes the connection).
+std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max, Instant deadline);
+std::expected<void, NetError> write_frame(Stream& stream, std::span<const std::byte> body, Instant deadline);
+
+}  // namespace sluice
