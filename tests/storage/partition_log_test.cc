@@ -1,0 +1,410 @@
+// Unit tests of PartitionLog in a simulated node: appends, reads, rolls, indexes, recovery,
+// retention, DeleteRecords and truncation.
+#include "core/storage/partition_log.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/storage/partition_log_test_util.h"
+
+namespace sluice::storage {
+namespace {
+
+using testing::append_copy;
+using testing::linear_scan;
+using testing::LogNode;
+using testing::make_batch;
+using testing::open_log;
+
+constexpr std::int64_t kTimestampMs = 1'700'000'000'000;
+
+std::vector<std::byte> concat(const std::vector<std::vector<std::byte>>& batches, std::size_t from, std::size_t to) {
+  std::vector<std::byte> bytes;
+  for (std::size_t i = from; i < to; ++i) bytes.insert(bytes.end(), batches[i].begin(), batches[i].end());
+  return bytes;
+}
+
+LogConfig small_config() {
+  LogConfig config;
+  config.segment_bytes = 4096;
+  config.index_interval_bytes = 256;
+  return config;
+}
+
+TEST(PartitionLog, append_assigns_contiguous_offsets_and_reads_back_stamped_bytes) {
+  LogNode node(1);
+  auto log = open_log(node, LogConfig{});
+  std::vector<std::vector<std::byte>> stored;
+  node.run([&] {
+    for (int i = 0; i < 5; ++i) {
+      auto batch = make_batch(3, 10, kTimestampMs + i);
+      auto appended = log->append(batch, 4);
+      ASSERT_TRUE(appended);
+      EXPECT_EQ(appended->base_offset, 3 * i);
+      EXPECT_EQ(appended->last_offset, 3 * i + 2);
+      auto header = parse_batch_header(batch);
+      ASSERT_TRUE(header);
+      EXPECT_EQ(header->base_offset, 3 * i);
+      EXPECT_EQ(header->partition_leader_epoch, 4);
+      EXPECT_TRUE(validate_stored_batch(batch));
+      stored.push_back(batch);
+    }
+    EXPECT_EQ(log->log_end_offset(), 15);
+    // Default flush policy: every append is durable before it returns.
+    EXPECT_EQ(log->high_watermark(), 15);
+    auto read = log->read(0, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->bytes, concat(stored, 0, 5));
+    EXPECT_EQ(read->first_offset, 0);
+    EXPECT_EQ(read->next_offset, 15);
+    EXPECT_EQ(read->batch_count, 5u);
+    ASSERT_EQ(read->ranges.size(), 1u);
+    EXPECT_EQ(read->ranges[0].position, 0u);
+    EXPECT_EQ(read->ranges[0].size_bytes, read->bytes.size());
+  });
+}
+
+TEST(PartitionLog, read_from_the_middle_of_a_batch_returns_the_containing_batch) {
+  LogNode node(2);
+  auto log = open_log(node, LogConfig{});
+  node.run([&] {
+    std::vector<std::vector<std::byte>> stored;
+    for (int i = 0; i < 3; ++i) stored.push_back(append_copy(*log, make_batch(4, 8, kTimestampMs)));
+    auto read = log->read(5, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->first_offset, 4);
+    EXPECT_EQ(read->bytes, concat(stored, 1, 3));
+  });
+}
+
+TEST(PartitionLog, read_respects_max_bytes_but_always_returns_the_first_batch_whole) {
+  LogNode node(3);
+  auto log = open_log(node, LogConfig{});
+  node.run([&] {
+    std::vector<std::vector<std::byte>> stored;
+    for (int i = 0; i < 4; ++i) stored.push_back(append_copy(*log, make_batch(1, 100, kTimestampMs)));
+    const std::size_t batch_bytes = stored[0].size();
+    auto two = log->read(0, 2 * batch_bytes + 10, log->high_watermark());
+    ASSERT_TRUE(two);
+    EXPECT_EQ(two->bytes, concat(stored, 0, 2));
+    auto oversized = log->read(1, 10, log->high_watermark());
+    ASSERT_TRUE(oversized);
+    EXPECT_EQ(oversized->bytes, concat(stored, 1, 2));
+    EXPECT_EQ(oversized->next_offset, 2);
+  });
+}
+
+TEST(PartitionLog, read_never_passes_the_upper_bound_and_rejects_offsets_out_of_range) {
+  LogNode node(4);
+  LogConfig config;
+  config.flush_messages = 1000;  // appends are acknowledged before they are durable
+  auto log = open_log(node, config);
+  node.run([&] {
+    std::vector<std::vector<std::byte>> stored;
+    for (int i = 0; i < 3; ++i) stored.push_back(append_copy(*log, make_batch(2, 10, kTimestampMs)));
+    EXPECT_EQ(log->high_watermark(), 0);
+    auto none = log->read(0, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->batch_count, 0u);
+    ASSERT_TRUE(log->flush_through(3));
+    EXPECT_EQ(log->high_watermark(), 6);
+    auto bounded = log->read(0, 1 << 20, 4);
+    ASSERT_TRUE(bounded);
+    EXPECT_EQ(bounded->bytes, concat(stored, 0, 2));
+    auto at_end = log->read(6, 1 << 20, 6);
+    ASSERT_TRUE(at_end);
+    EXPECT_EQ(at_end->batch_count, 0u);
+    EXPECT_EQ(log->read(7, 1 << 20, 6).error(), LogError::offset_out_of_range);
+    EXPECT_EQ(log->read(-1, 1 << 20, 6).error(), LogError::offset_out_of_range);
+  });
+}
+
+TEST(PartitionLog, concurrent_appends_share_datasyncs) {
+  LogNode node(5);
+  auto log = open_log(node, LogConfig{});
+  const std::uint64_t syncs_before = log->stats().datasyncs;
+  int acknowledged = 0;
+  constexpr int kAppenders = 20;
+  for (int i = 0; i < kAppenders; ++i) {
+    node.spawn("appender", [&] {
+      auto batch = make_batch(1, 50, kTimestampMs);
+      auto appended = log->append(batch, 1);
+      ASSERT_TRUE(appended);
+      EXPECT_LT(appended->last_offset, log->durable_end_offset());
+      ++acknowledged;
+    });
+  }
+  node.world().run_until([&] { return acknowledged == kAppenders; });
+  EXPECT_EQ(acknowledged, kAppenders);
+  EXPECT_LT(log->stats().datasyncs - syncs_before, static_cast<std::uint64_t>(kAppenders) / 2);
+}
+
+TEST(PartitionLog, segment_rolls_by_size_and_each_new_segment_name_is_durable) {
+  LogNode node(6);
+  auto log = open_log(node, small_config());
+  node.run([&] {
+    for (int i = 0; i < 40; ++i) append_copy(*log, make_batch(2, 200, kTimestampMs));
+  });
+  EXPECT_GE(log->segment_count(), 5u);
+  std::int64_t expected_base = 0;
+  for (const auto& segment : log->segments()) {
+    EXPECT_EQ(segment->base_offset(), expected_base);
+    EXPECT_LE(segment->size_bytes(), small_config().segment_bytes);
+    expected_base = segment->end_offset();
+    const std::string name = join_path(testing::kLogDirectory, segment_file_name(segment->base_offset(), kLogSuffix));
+    EXPECT_TRUE(node.disk().durable_contents(name).has_value()) << name;
+  }
+  EXPECT_EQ(expected_base, log->log_end_offset());
+}
+
+TEST(PartitionLog, segment_rolls_by_age_on_the_monotonic_clock_not_on_wall_clock_jumps) {
+  LogNode node(7);
+  LogConfig config;
+  config.segment_ms = 1000;
+  auto log = open_log(node, config);
+  node.run([&] {
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    const std::size_t segments = log->segment_count();
+    node.clock().jump_ms(30LL * 24 * 3600 * 1000);  // a month forward
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    node.clock().jump_ms(-60LL * 24 * 3600 * 1000);  // two months back
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    // Wall jumps never roll (unless BUGGIFY asked for an early roll).
+    if (!node.world().buggify().site_enabled("storage/roll_segment_early")) {
+      EXPECT_EQ(log->segment_count(), segments);
+    }
+    this_fiber::sleep_for(milliseconds(1500));
+    const std::size_t before_age_roll = log->segment_count();
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    EXPECT_EQ(log->segment_count(), before_age_roll + 1);
+    EXPECT_EQ(log->segments().back()->base_offset(), 3);
+  });
+}
+
+TEST(PartitionLog, index_lookups_agree_with_a_linear_scan) {
+  LogNode node(8);
+  auto log = open_log(node, small_config());
+  node.run([&] {
+    for (int i = 0; i < 60; ++i) append_copy(*log, make_batch(1 + i % 4, 20 + (i * 37) % 300, kTimestampMs + i));
+    const auto scanned = linear_scan(node.disk(), *log);
+    ASSERT_FALSE(scanned.empty());
+    std::size_t index_entries = 0;
+    for (const auto& segment : log->segments()) index_entries += segment->offset_index().entries().size();
+    EXPECT_GT(index_entries, 10u);
+    for (const auto& batch : scanned) {
+      for (std::int64_t offset = batch.header.base_offset; offset <= batch.header.last_offset(); ++offset) {
+        auto read = log->read(offset, 1, log->high_watermark());
+        ASSERT_TRUE(read) << offset;
+        EXPECT_EQ(read->first_offset, batch.header.base_offset) << offset;
+        EXPECT_EQ(read->bytes, batch.bytes) << offset;
+        ASSERT_EQ(read->ranges.size(), 1u);
+        EXPECT_EQ(read->ranges[0].position, batch.position);
+        EXPECT_EQ(read->ranges[0].segment->base_offset(), batch.segment_base_offset);
+      }
+    }
+  });
+}
+
+TEST(PartitionLog, lookup_by_timestamp_agrees_with_a_linear_scan) {
+  LogNode node(9);
+  auto log = open_log(node, small_config());
+  node.run([&] {
+    // Timestamps go up and down, as client CreateTime may.
+    for (int i = 0; i < 50; ++i) append_copy(*log, make_batch(2, 60, kTimestampMs + (i * 7919) % 400));
+    const auto scanned = linear_scan(node.disk(), *log);
+    for (std::int64_t target = kTimestampMs - 5; target <= kTimestampMs + 410; target += 3) {
+      std::optional<std::int64_t> expected;
+      for (const auto& batch : scanned) {
+        if (batch.header.max_timestamp >= target) {
+          expected = batch.header.base_offset;
+          break;
+        }
+      }
+      auto found = log->lookup_offset_by_timestamp(target);
+      ASSERT_TRUE(found);
+      EXPECT_EQ(*found, expected) << target;
+    }
+  });
+}
+
+TEST(PartitionLog, clean_shutdown_then_reopen_skips_the_scan) {
+  LogNode node(10);
+  std::vector<std::vector<std::byte>> stored;
+  {
+    auto log = open_log(node, small_config());
+    node.run([&] {
+      for (int i = 0; i < 30; ++i) stored.push_back(append_copy(*log, make_batch(2, 100, kTimestampMs + i)));
+      ASSERT_TRUE(log->close());
+      EXPECT_EQ(log->append(stored[0], 1).error(), LogError::closed);
+    });
+  }
+  auto reopened = open_log(node, small_config());
+  EXPECT_TRUE(reopened->stats().recovered_from_clean_shutdown);
+  EXPECT_EQ(reopened->stats().batches_scanned_on_recovery, 0u);
+  EXPECT_EQ(reopened->stats().segments_loaded_from_index_files, reopened->segment_count());
+  EXPECT_EQ(reopened->log_end_offset(), 60);
+  node.run([&] {
+    auto read = reopened->read(0, 1 << 20, reopened->high_watermark());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->bytes, concat(stored, 0, stored.size()));
+    EXPECT_EQ(*reopened->lookup_offset_by_timestamp(kTimestampMs + 10), 18);  // batch 9: max timestamp +10
+  });
+  // The marker was consumed: a crash now means a full scan.
+  reopened.reset();
+  node.crash_and_restart();
+  auto after_crash = open_log(node, small_config());
+  EXPECT_FALSE(after_crash->stats().recovered_from_clean_shutdown);
+  EXPECT_EQ(after_crash->stats().batches_scanned_on_recovery, 30u);
+  EXPECT_EQ(after_crash->log_end_offset(), 60);
+}
+
+TEST(PartitionLog, reopen_after_an_unclean_stop_keeps_durable_batches_and_cuts_the_torn_tail) {
+  LogNode node(11);
+  LogConfig config = small_config();
+  config.flush_messages = 1'000'000;
+  std::vector<std::vector<std::byte>> stored;
+  std::int64_t durable_end = 0;
+  {
+    auto log = open_log(node, config);
+    node.run([&] {
+      for (int i = 0; i < 12; ++i) stored.push_back(append_copy(*log, make_batch(1, 150, kTimestampMs)));
+      ASSERT_TRUE(log->flush_through(log->log_end_offset() - 1));
+      durable_end = log->durable_end_offset();
+      for (int i = 0; i < 6; ++i) append_copy(*log, make_batch(1, 150, kTimestampMs));
+    });
+    // Garbage after the last batch: what a torn write of a large batch can leave.
+    const std::string active = join_path(testing::kLogDirectory, segment_file_name(log->segments().back()->base_offset(), kLogSuffix));
+    node.run([&] {
+      auto file = node.env().disk().open(active, OpenMode::read_write).value();
+      std::vector<std::byte> junk(700, std::byte{0x5a});
+      ASSERT_TRUE(file->append(junk));
+      ASSERT_TRUE(file->datasync());
+    });
+  }
+  node.crash_and_restart();
+  auto log = open_log(node, config);
+  EXPECT_GE(log->log_end_offset(), durable_end);
+  EXPECT_GT(log->stats().torn_tail_bytes_truncated, 0u);
+  EXPECT_EQ(log->high_watermark(), log->log_end_offset());
+  node.run([&] {
+    auto read = log->read(0, 1 << 20, durable_end);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->bytes, concat(stored, 0, static_cast<std::size_t>(durable_end)));
+    // Appends continue at the recovered end.
+    const std::int64_t end = log->log_end_offset();
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    EXPECT_EQ(log->log_end_offset(), end + 1);
+  });
+}
+
+TEST(PartitionLog, delete_records_moves_the_log_start_durably_and_deletes_whole_segments) {
+  LogNode node(12);
+  {
+    auto log = open_log(node, small_config());
+    node.run([&] {
+      for (int i = 0; i < 40; ++i) append_copy(*log, make_batch(1, 200, kTimestampMs));
+      const std::size_t segments = log->segment_count();
+      const std::int64_t third_base = log->segments()[2]->base_offset();
+      ASSERT_TRUE(log->delete_records_before(third_base + 1));
+      EXPECT_EQ(log->log_start_offset(), third_base + 1);
+      EXPECT_EQ(log->segment_count(), segments - 2);
+      EXPECT_EQ(log->read(third_base, 100, log->high_watermark()).error(), LogError::offset_out_of_range);
+      auto read = log->read(third_base + 1, 100, log->high_watermark());
+      ASSERT_TRUE(read);
+      EXPECT_EQ(read->first_offset, third_base + 1);
+      EXPECT_EQ(log->delete_records_before(log->high_watermark() + 1).error(), LogError::offset_out_of_range);
+    });
+  }
+  node.crash_and_restart();
+  auto log = open_log(node, small_config());
+  EXPECT_EQ(log->log_start_offset(), log->segments()[0]->base_offset() + 1);
+  EXPECT_EQ(log->log_end_offset(), 40);
+}
+
+TEST(PartitionLog, truncate_to_removes_the_tail_durably_and_appends_continue) {
+  LogNode node(13);
+  std::vector<std::vector<std::byte>> stored;
+  {
+    auto log = open_log(node, small_config());
+    node.run([&] {
+      for (int i = 0; i < 40; ++i) stored.push_back(append_copy(*log, make_batch(2, 200, kTimestampMs)));
+      // Offset 31 is inside batch [30, 31]: the whole batch goes.
+      auto end = log->truncate_to(31);
+      ASSERT_TRUE(end);
+      EXPECT_EQ(*end, 30);
+      EXPECT_EQ(log->log_end_offset(), 30);
+      EXPECT_EQ(log->high_watermark(), 30);
+      EXPECT_EQ(log->segments().back()->end_offset(), 30);
+      stored.resize(15);
+      stored.push_back(append_copy(*log, make_batch(1, 20, kTimestampMs)));
+      EXPECT_EQ(log->log_end_offset(), 31);
+    });
+  }
+  node.crash_and_restart();
+  auto log = open_log(node, small_config());
+  EXPECT_EQ(log->log_end_offset(), 31);
+  node.run([&] {
+    auto read = log->read(0, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->bytes, concat(stored, 0, stored.size()));
+  });
+}
+
+TEST(PartitionLog, retention_by_time_follows_the_wall_clock_and_never_deletes_the_active_segment) {
+  LogNode node(14);
+  LogConfig config = small_config();
+  config.retention_ms = 60'000;
+  auto log = open_log(node, config);
+  node.run([&] {
+    const std::int64_t now_ms = node.env().clock().wall_ms();
+    for (int i = 0; i < 50; ++i) append_copy(*log, make_batch(1, 200, now_ms));
+    const std::size_t segments = log->segment_count();
+    ASSERT_GE(segments, 3u);
+    EXPECT_EQ(*log->enforce_retention(), 0u);
+    node.clock().jump_ms(-3'600'000);  // backwards: nothing expires
+    EXPECT_EQ(*log->enforce_retention(), 0u);
+    node.clock().jump_ms(3'600'000 + 120'000);  // two minutes past the retention
+    EXPECT_EQ(*log->enforce_retention(), segments - 1);
+    EXPECT_EQ(log->segment_count(), 1u);
+    EXPECT_EQ(log->log_start_offset(), log->segments()[0]->base_offset());
+    node.clock().jump_ms(1'000'000'000);
+    EXPECT_EQ(*log->enforce_retention(), 0u);  // only the active segment is left
+    EXPECT_EQ(log->log_end_offset(), 50);
+    append_copy(*log, make_batch(1, 10, now_ms));
+    EXPECT_EQ(log->log_end_offset(), 51);
+  });
+}
+
+TEST(PartitionLog, retention_by_bytes_deletes_the_oldest_closed_segments) {
+  LogNode node(15);
+  LogConfig config = small_config();
+  config.retention_ms = -1;
+  config.retention_bytes = 6000;
+  auto log = open_log(node, config);
+  node.run([&] {
+    for (int i = 0; i < 40; ++i) append_copy(*log, make_batch(1, 200, kTimestampMs));
+    ASSERT_TRUE(log->enforce_retention());
+    EXPECT_GE(log->size_bytes(), 6000u);
+    EXPECT_LT(log->size_bytes() - log->segments()[0]->size_bytes(), 6000u);
+    EXPECT_EQ(log->log_start_offset(), log->segments()[0]->base_offset());
+  });
+}
+
+TEST(PartitionLog, for_each_batch_header_replays_every_batch_in_order) {
+  LogNode node(16);
+  auto log = open_log(node, small_config());
+  node.run([&] {
+    for (int i = 0; i < 25; ++i) append_copy(*log, make_batch(1 + i % 3, 150, kTimestampMs));
+    std::int64_t next = 0;
+    std::size_t batches = 0;
+    ASSERT_TRUE(log->for_each_batch_header([&](const BatchHeader& header) {
+      EXPECT_EQ(header.base_offset, next);
+      next = header.last_offset() + 1;
+      ++batches;
+    }));
+    EXPECT_EQ(batches, 25u);
+    EXPECT_EQ(next, log->log_end_offset());
+  });
+}
+
+}  // namespace
+}  // namespace sluice::storage
