@@ -39,8 +39,7 @@ for scenario in $("$sim" list | awk '{print $1}'); do
   unset seen
 done
 
-for bug in $("$sim" bugs | awk '{print $1}'); do
-  scenario=$("$sim" list | awk '{print $1}' | head -n 1)
+while read -r bug scenario _; do
   caught=""
   for ((seed = first_seed; seed < first_seed + canary_seeds; seed++)); do
     if ! "$sim" run --scenario "$scenario" --seed "$seed" --bug "$bug" >/tmp/sluice-canary.out; then
@@ -55,7 +54,7 @@ for bug in $("$sim" bugs | awk '{print $1}'); do
     echo "FAIL: canary $bug was not caught by $scenario in $canary_seeds seeds"
     failed=1
   fi
-done
+done < <("$sim" bugs)
 
 if [ "$failed" -ne 0 ]; then
   echo "sim-seeds: FAILED"

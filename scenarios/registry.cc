@@ -10,6 +10,10 @@ const std::vector<ScenarioInfo>& all_scenarios() {
        "clients append checksummed records to a node's log and read them back, across node crashes "
        "(lost and torn unsynced writes), restarts, pauses, partitions, resets and slow disks",
        &run_append_log},
+      {"partition_log",
+       "clients produce record batches to one partition log (small segments) and fetch them back, "
+       "under the same faults: acknowledged batches survive at their offsets, nothing corrupt is served",
+       &run_partition_log},
   };
   return scenarios;
 }
@@ -23,8 +27,10 @@ const ScenarioInfo* find_scenario(const std::string& name) {
 
 const std::vector<BugInfo>& all_bugs() {
   static const std::vector<BugInfo> bugs = {
-      {"demo_ack_before_sync", "append log acknowledges before fdatasync (flushes every 50 ms)"},
-      {"demo_skip_crc_on_recovery", "append log recovery accepts frames without checking their CRC"},
+      {"demo_ack_before_sync", "append log acknowledges before fdatasync (flushes every 50 ms)",
+       "append_log"},
+      {"demo_skip_crc_on_recovery", "append log recovery accepts frames without checking their CRC",
+       "append_log"},
   };
   return bugs;
 }

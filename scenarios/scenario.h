@@ -35,10 +35,12 @@ const ScenarioInfo* find_scenario(const std::string& name);
 struct BugInfo {
   const char* name;
   const char* description;
+  const char* caught_by;  // the scenario CI runs to prove the bug is caught
 };
 const std::vector<BugInfo>& all_bugs();
 
 // Scenario entry points (one file each).
 ScenarioResult run_append_log(const ScenarioOptions& options);
+ScenarioResult run_partition_log(const ScenarioOptions& options);
 
 }  // namespace sluice::scenarios

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (bugs->parsed()) {
-    for (const auto& bug : all_bugs()) std::printf("%-28s %s\n", bug.name, bug.description);
+    for (const auto& bug : all_bugs()) std::printf("%-28s %-16s %s\n", bug.name, bug.caught_by, bug.description);
     return 0;
   }
 
