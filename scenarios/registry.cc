@@ -31,6 +31,10 @@ const std::vector<BugInfo>& all_bugs() {
        "append_log"},
       {"demo_skip_crc_on_recovery", "append log recovery accepts frames without checking their CRC",
        "append_log"},
+      {"storage_ack_before_fsync", "the partition log acknowledges appends before fdatasync",
+       "partition_log"},
+      {"storage_skip_crc_on_recovery", "partition log recovery accepts batches without checking their CRC",
+       "partition_log"},
   };
   return bugs;
 }

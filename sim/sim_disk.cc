@@ -358,6 +358,12 @@ std::uint64_t SimDisk::used_bytes() const {
   return total;
 }
 
+bool SimDisk::exceeds_capacity(std::uint64_t growth) const {
+  // used_bytes() walks every file: only pay for it when growing a disk that can fill up.
+  if (growth == 0 || faults_.capacity_bytes >= kCapacityUnlimited) return false;
+  return used_bytes() + growth > faults_.capacity_bytes;
+}
+
 void SimDisk::apply(std::vector<std::byte>& image, const DataOperation& operation) {
   if (operation.truncate) {
     image.resize(operation.offset);
@@ -397,7 +403,7 @@ std::expected<void, DiskError> SimDisk::write_at(std::uint64_t inode, std::uint6
   Inode& file = inodes_.at(inode);
   const std::uint64_t end = offset + bytes.size();
   const std::uint64_t growth = end > file.live.size() ? end - file.live.size() : 0;
-  if (used_bytes() + growth > faults_.capacity_bytes) return std::unexpected(DiskError::no_space);
+  if (exceeds_capacity(growth)) return std::unexpected(DiskError::no_space);
   if (bytes.empty()) return {};
   assert(file.unsynced.size() < kUnsyncedOperationsMax);
   file.unsynced.push_back(
@@ -410,7 +416,7 @@ std::expected<void, DiskError> SimDisk::write_at(std::uint64_t inode, std::uint6
 std::expected<void, DiskError> SimDisk::truncate(std::uint64_t inode, std::uint64_t size) {
   Inode& file = inodes_.at(inode);
   const std::uint64_t growth = size > file.live.size() ? size - file.live.size() : 0;
-  if (used_bytes() + growth > faults_.capacity_bytes) return std::unexpected(DiskError::no_space);
+  if (exceeds_capacity(growth)) return std::unexpected(DiskError::no_space);
   assert(file.unsynced.size() < kUnsyncedOperationsMax);
   file.unsynced.push_back(DataOperation{true, size, {}});
   apply(file.live, file.unsynced.back());

@@ -40,11 +40,14 @@
 
 namespace sluice::sim {
 
+// The default capacity: no ENOSPC.
+inline constexpr std::uint64_t kCapacityUnlimited = std::uint64_t{1} << 40;
+
 struct SimDiskFaults {
   double read_error_probability = 0.0;
   double write_error_probability = 0.0;
   // Bytes of live file data the disk can hold; writes beyond fail with no_space.
-  std::uint64_t capacity_bytes = std::uint64_t{1} << 40;
+  std::uint64_t capacity_bytes = kCapacityUnlimited;
   // Each latency is min + Exponential(mean_extra).
   Duration read_latency_min = Duration(0);
   Duration read_latency_mean_extra = Duration(0);
@@ -103,6 +106,8 @@ class SimDisk final : public Disk {
   std::size_t durable_file_count() const;  // files in the durable namespace
   std::size_t unsynced_operation_count() const;
   std::uint64_t used_bytes() const;
+  // True when writing `growth` more bytes would pass capacity_bytes (ENOSPC).
+  bool exceeds_capacity(std::uint64_t growth) const;
   std::uint64_t crash_count() const { return generation_; }
 
   static std::string normalize(std::string_view path);

@@ -215,7 +215,9 @@ std::expected<void, LogError> PartitionLog::recover_segments(const std::vector<s
     if (loaded) {
       ++stats_.segments_loaded_from_index_files;
     } else {
-      auto walked = segment->rebuild_by_scan(config_.index_interval_bytes, stats_.batches_scanned_on_recovery);
+      // The canary bug skips the CRC here, so torn tails with intact framing survive recovery.
+      auto walked = segment->rebuild_by_scan(config_.index_interval_bytes, stats_.batches_scanned_on_recovery,
+                                             !env_.bug("storage_skip_crc_on_recovery"));
       if (!walked) return std::unexpected(from_disk(walked.error()));
       auto file_size = segment->file().size();
       if (!file_size) return std::unexpected(from_disk(file_size.error()));
@@ -369,6 +371,11 @@ std::expected<void, LogError> PartitionLog::flush_through(std::int64_t offset) {
 }
 
 std::expected<void, LogError> PartitionLog::maybe_flush_by_policy(std::int64_t last_offset) {
+  if (env_.bug("storage_ack_before_fsync")) {
+    // The canary bug: acknowledge and expose the batch before anything made it durable.
+    durable_end_offset_ = log_end_offset_;
+    return {};
+  }
   const bool by_count = unflushed_messages_ >= config_.flush_messages;
   const bool by_time = config_.flush_ms >= 0 && oldest_unflushed_at_ &&
                        env_.now() - *oldest_unflushed_at_ >= milliseconds(config_.flush_ms);

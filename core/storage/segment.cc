@@ -183,12 +183,14 @@ std::expected<std::optional<Segment::Location>, DiskError> Segment::locate(std::
 }
 
 std::expected<WalkResult, DiskError> Segment::rebuild_by_scan(std::uint32_t index_interval_bytes,
-                                                              std::uint64_t& batches_scanned) {
+                                                              std::uint64_t& batches_scanned, bool verify_crc) {
   auto file_size = file_->size();
   if (!file_size) return std::unexpected(file_size.error());
   reset_state();
   readable_end_position_ = *file_size;  // the walk's limit, taken once when it starts
-  auto walked = walk(0, base_offset_, WalkOptions{},
+  WalkOptions options;
+  options.verify_crc = verify_crc;
+  auto walked = walk(0, base_offset_, options,
                      [&](const BatchHeader& header, std::uint64_t position, std::span<const std::byte>) {
                        index_batch(header, position, index_interval_bytes);
                        ++batches_scanned;

@@ -125,7 +125,8 @@ class Segment {
   // indexes. Returns the walk result; the caller decides whether to truncate the tail or mark
   // it unreadable.
   std::expected<WalkResult, DiskError> rebuild_by_scan(std::uint32_t index_interval_bytes,
-                                                       std::uint64_t& batches_scanned);
+                                                       std::uint64_t& batches_scanned,
+                                                      bool verify_crc = true);
   // Trusts the index files when both decode, match this segment's base offset and the current
   // .log size. Returns false (and leaves the segment unknown) otherwise.
   std::expected<bool, DiskError> load_index_files(Disk& disk, const std::string& directory);
