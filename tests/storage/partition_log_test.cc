@@ -408,3 +408,35 @@ TEST(PartitionLog, for_each_batch_header_replays_every_batch_in_order) {
 
 }  // namespace
 }  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+// What a runtime would sendfile: the file ranges of a read hold exactly the bytes it returned,
+// across segment boundaries.
+TEST(PartitionLog, read_file_ranges_hold_exactly_the_returned_bytes_across_segments) {
+  testing::LogNode node(21);
+  LogConfig config;
+  config.segment_bytes = 4096;
+  config.index_interval_bytes = 256;
+  auto log = testing::open_log(node, config);
+  node.run([&] {
+    for (int i = 0; i < 30; ++i) testing::append_copy(*log, testing::make_batch(2, 200, 1'700'000'000'000 + i));
+    ASSERT_GT(log->segment_count(), 3u);
+    auto read = log->read(5, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(read.has_value());
+    ASSERT_GT(read->ranges.size(), 1u);
+    std::vector<std::byte> from_files;
+    for (const FileRange& range : read->ranges) {
+      std::vector<std::byte> chunk(range.size_bytes);
+      auto got = range.segment->file().read_at(range.position, chunk);
+      ASSERT_TRUE(got.has_value());
+      ASSERT_EQ(*got, chunk.size());
+      from_files.insert(from_files.end(), chunk.begin(), chunk.end());
+    }
+    EXPECT_EQ(from_files, read->bytes);
+  });
+}
+
+}  // namespace
+}  // namespace sluice::storage
