@@ -459,6 +459,25 @@ std::expected<ReadResult, LogError> PartitionLog::read(std::int64_t offset, std:
   return result;
 }
 
+namespace {
+
+// The first record of a batch (whose max timestamp is >= the target) with a timestamp >= the
+// target, as Kafka's ListOffsets answers. Compressed batches would need decompressing: for them
+// (and LogAppendTime batches, whose records all carry the batch time) the batch's base offset.
+std::int64_t first_offset_at_or_after(const BatchHeader& header, std::span<const std::byte> batch,
+                                      std::int64_t timestamp_ms) {
+  if (header.log_append_time() || header.compression() != Compression::none) return header.base_offset;
+  if (!validate_stored_batch(batch)) return header.base_offset;
+  auto records = decode_records(batch);
+  if (!records) return header.base_offset;
+  for (const RecordView& record : *records) {
+    if (record.timestamp_ms >= timestamp_ms) return record.offset;
+  }
+  return header.base_offset;
+}
+
+}  // namespace
+
 std::expected<std::optional<std::int64_t>, LogError> PartitionLog::lookup_offset_by_timestamp(std::int64_t timestamp_ms) {
   LockGuard guard(mutex_);
   if (closed_) return std::unexpected(LogError::closed);
@@ -475,9 +494,9 @@ std::expected<std::optional<std::int64_t>, LogError> PartitionLog::lookup_offset
   WalkOptions options;
   options.verify_crc = false;  // only headers are used; readers verify what they fetch
   auto walked = segment.walk((*located)->position, (*located)->base_offset, options,
-                             [&found, timestamp_ms](const BatchHeader& header, std::uint64_t, std::span<const std::byte>) {
+                             [&found, timestamp_ms](const BatchHeader& header, std::uint64_t, std::span<const std::byte> batch) {
                                if (header.max_timestamp < timestamp_ms) return Visit::next;
-                               found = header.base_offset;
+                               found = first_offset_at_or_after(header, batch, timestamp_ms);
                                return Visit::stop;
                              });
   if (!walked) return std::unexpected(from_disk(walked.error()));

@@ -144,7 +144,8 @@ class PartitionLog {
   // whole), none reaching `upper_bound` (pass the high watermark). Empty at or past upper_bound.
   std::expected<ReadResult, LogError> read(std::int64_t offset, std::size_t max_bytes, std::int64_t upper_bound);
 
-  // The first batch base offset whose batch max timestamp >= timestamp_ms (ListOffsets).
+  // The offset of the first record whose timestamp >= timestamp_ms (ListOffsets); for compressed
+  // or LogAppendTime batches, the base offset of the first batch whose max timestamp is >= it.
   std::expected<std::optional<std::int64_t>, LogError> lookup_offset_by_timestamp(std::int64_t timestamp_ms);
 
   // Every batch header from the first segment, in order (producer-state rebuild). CRCs are not

@@ -212,12 +212,19 @@ TEST(PartitionLog, lookup_by_timestamp_agrees_with_a_linear_scan) {
     for (int i = 0; i < 50; ++i) append_copy(*log, make_batch(2, 60, kTimestampMs + (i * 7919) % 400));
     const auto scanned = linear_scan(node.disk(), *log);
     for (std::int64_t target = kTimestampMs - 5; target <= kTimestampMs + 410; target += 3) {
+      // Reference: the first record, in offset order within the first batch that reaches the
+      // target, whose own timestamp does.
       std::optional<std::int64_t> expected;
       for (const auto& batch : scanned) {
-        if (batch.header.max_timestamp >= target) {
-          expected = batch.header.base_offset;
-          break;
+        if (batch.header.max_timestamp < target) continue;
+        const auto records = decode_records(batch.bytes).value();
+        for (const auto& record : records) {
+          if (record.timestamp_ms >= target) {
+            expected = record.offset;
+            break;
+          }
         }
+        break;
       }
       auto found = log->lookup_offset_by_timestamp(target);
       ASSERT_TRUE(found);
@@ -246,7 +253,8 @@ TEST(PartitionLog, clean_shutdown_then_reopen_skips_the_scan) {
     auto read = reopened->read(0, 1 << 20, reopened->high_watermark());
     ASSERT_TRUE(read);
     EXPECT_EQ(read->bytes, concat(stored, 0, stored.size()));
-    EXPECT_EQ(*reopened->lookup_offset_by_timestamp(kTimestampMs + 10), 18);  // batch 9: max timestamp +10
+    // Batch 9 holds offsets 18 (timestamp +9) and 19 (+10).
+    EXPECT_EQ(*reopened->lookup_offset_by_timestamp(kTimestampMs + 10), 19);
   });
   // The marker was consumed: a crash now means a full scan.
   reopened.reset();
