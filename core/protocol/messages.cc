@@ -10,8 +10,29 @@ namespace sluice::protocol {
 namespace {
 
 const auto kSchemas = std::to_array<const MessageSchema*>({
+    &kProduceSchema,
+    &kFetchSchema,
+    &kListOffsetsSchema,
     &kMetadataSchema,
+    &kOffsetCommitSchema,
+    &kOffsetFetchSchema,
+    &kFindCoordinatorSchema,
+    &kJoinGroupSchema,
+    &kHeartbeatSchema,
+    &kLeaveGroupSchema,
+    &kSyncGroupSchema,
+    &kDescribeGroupsSchema,
+    &kListGroupsSchema,
     &kApiVersionsSchema,
+    &kCreateTopicsSchema,
+    &kDeleteTopicsSchema,
+    &kDeleteRecordsSchema,
+    &kInitProducerIdSchema,
+    &kDescribeConfigsSchema,
+    &kAlterConfigsSchema,
+    &kCreatePartitionsSchema,
+    &kDeleteGroupsSchema,
+    &kOffsetDeleteSchema,
 });
 
 }  // namespace

@@ -44,6 +44,27 @@ inline constexpr std::int16_t kOffsetDelete = 47;
 
 extern const MessageSchema kApiVersionsSchema;
 extern const MessageSchema kMetadataSchema;
+extern const MessageSchema kProduceSchema;
+extern const MessageSchema kFetchSchema;
+extern const MessageSchema kListOffsetsSchema;
+extern const MessageSchema kOffsetCommitSchema;
+extern const MessageSchema kOffsetFetchSchema;
+extern const MessageSchema kFindCoordinatorSchema;
+extern const MessageSchema kJoinGroupSchema;
+extern const MessageSchema kHeartbeatSchema;
+extern const MessageSchema kLeaveGroupSchema;
+extern const MessageSchema kSyncGroupSchema;
+extern const MessageSchema kDescribeGroupsSchema;
+extern const MessageSchema kListGroupsSchema;
+extern const MessageSchema kCreateTopicsSchema;
+extern const MessageSchema kDeleteTopicsSchema;
+extern const MessageSchema kDeleteRecordsSchema;
+extern const MessageSchema kInitProducerIdSchema;
+extern const MessageSchema kDescribeConfigsSchema;
+extern const MessageSchema kAlterConfigsSchema;
+extern const MessageSchema kCreatePartitionsSchema;
+extern const MessageSchema kDeleteGroupsSchema;
+extern const MessageSchema kOffsetDeleteSchema;
 
 // Every schema Sluice implements, by API key; nullptr when the key is not implemented.
 const MessageSchema* find_schema(std::int16_t api_key);
