@@ -12,6 +12,8 @@ packages=(
   libcli11-dev
   nlohmann-json3-dev
   ccache ninja-build
+  # Real Kafka clients for the integration tests (tests/integration).
+  kcat python3-kafka python3-confluent-kafka
 )
 
 missing=()

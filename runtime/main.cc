@@ -1,16 +1,18 @@
-// The `sluice` executable: the broker's command line. Until the Kafka API exists, `serve` runs
-// the real runtime (data directory, listener, signals, graceful shutdown) and accepts and closes
-// connections, saying so in its startup line.
+// The `sluice` executable: the broker's command line. `serve` runs a single Kafka broker node
+// (core/kafka) on the real runtime: it recovers the data directory, listens, and on SIGINT or
+// SIGTERM stops accepting, ends every connection and closes the partition logs cleanly.
 
 #include <CLI/CLI.hpp>
 
 #include <cassert>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "core/env/env.h"
 #include "core/env/sync.h"
+#include "core/kafka/broker.h"
 #include "runtime/runtime_env.h"
 
 #ifndef SLUICE_VERSION
@@ -32,47 +34,37 @@ struct ServeOptions {
   std::string data_dir = "./sluice-data";
   std::uint64_t node_id = 0;
   std::string log_level = "info";
+  std::string advertise;  // empty: the listen address
 };
 
-// Accepts connections and closes them at once, until the listener is closed.
-void accept_and_close(Env& env, sluice::Listener& listener) {
-  for (;;) {
-    auto stream = listener.accept(sluice::kNever);
-    if (!stream) {
-      if (stream.error() == sluice::NetError::closed) return;
-      env.log().warn("accept failed: {}", to_string(stream.error()));
-      sluice::this_fiber::sleep_for(sluice::milliseconds(50));
-      continue;
-    }
-    env.log().debug("closing connection from {} (Kafka API not implemented yet)",
-                    (*stream)->peer_address().to_string());
-    (*stream)->close();
-  }
-}
-
 // The broker's main fiber. Returns the process exit code.
-int serve_main(Env& env, Event& shutdown, const ServeOptions& options, const Address& address) {
-  if (auto created = env.disk().create_directories(options.data_dir); !created) {
-    env.log().error("cannot create data directory '{}': {}", options.data_dir,
-                    to_string(created.error()));
+int serve_main(Env& env, Event& shutdown, const ServeOptions& options, const Address& listen,
+               const std::optional<Address>& advertise) {
+  sluice::kafka::BrokerConfig config;
+  config.node_id = static_cast<std::int32_t>(options.node_id);
+  config.data_dir = options.data_dir;
+  sluice::kafka::Broker broker(env, config);
+  if (auto opened = broker.open(); !opened) {
+    env.log().error("cannot open data directory '{}': {}", options.data_dir,
+                    sluice::storage::to_string(opened.error()));
     return kExitFailure;
   }
-  auto listener = env.net().listen(address);
-  if (!listener) {
-    env.log().error("cannot listen on {}: {}", address.to_string(), to_string(listener.error()));
+  auto bound = broker.serve(listen);
+  if (!bound) {
+    env.log().error("cannot listen on {}: {}", listen.to_string(), to_string(bound.error()));
+    broker.stop();
     return kExitFailure;
   }
+  // Port 0 binds a free port: advertise the one actually bound unless told otherwise.
+  const Address advertised = advertise ? *advertise : *bound;
+  broker.set_advertised(advertised);
   env.log().info(
-      "sluice {} listening on {} with data directory '{}' (Kafka API not implemented yet: "
-      "connections are accepted and closed)",
-      SLUICE_VERSION, (*listener)->local_address().to_string(), options.data_dir);
-  {
-    sluice::Scope accept_scope(env.scheduler().current_scope(), "accept");
-    accept_scope.spawn("accept", [&env, &listener] { accept_and_close(env, **listener); });
-    shutdown.wait();
-    env.log().info("shutting down: closing the listener");
-    (*listener)->close();
-  }
+      "sluice {} listening on {} (advertised as {}) with data directory '{}': Kafka broker node {}",
+      SLUICE_VERSION, bound->to_string(), advertised.to_string(), options.data_dir,
+      options.node_id);
+  shutdown.wait();
+  env.log().info("shutting down: closing the listener, connections and partition logs");
+  broker.stop();
   env.log().info("sluice {} stopped", SLUICE_VERSION);
   return kExitOk;
 }
@@ -90,12 +82,23 @@ int serve(const ServeOptions& options) {
                  options.listen.c_str());
     return kExitUsage;
   }
+  std::optional<Address> advertise;
+  if (!options.advertise.empty()) {
+    auto parsed = Address::parse(options.advertise);
+    if (!parsed || parsed->port == 0) {
+      std::fprintf(stderr, "sluice: invalid --advertise '%s': expected HOST:PORT\n",
+                   options.advertise.c_str());
+      return kExitUsage;
+    }
+    advertise = *parsed;
+  }
   sluice::runtime::RuntimeEnvOptions runtime_options;
   runtime_options.node_id = options.node_id;
   sluice::runtime::RuntimeEnv runtime(runtime_options);
   int exit_code = kExitOk;
-  const int run_status = runtime.run(
-      [&](Env& env, Event& shutdown) { exit_code = serve_main(env, shutdown, options, *address); });
+  const int run_status = runtime.run([&](Env& env, Event& shutdown) {
+    exit_code = serve_main(env, shutdown, options, *address, advertise);
+  });
   return run_status == 0 ? exit_code : kExitFailure;
 }
 
@@ -110,8 +113,9 @@ int main(int argc, char** argv) {
   ServeOptions options;
   CLI::App* serve_command = app.add_subcommand(
       "serve",
-      "Run a broker node in the foreground until SIGINT or SIGTERM (a second signal forces "
-      "the stop). The Kafka API is not implemented yet: connections are accepted and closed.");
+      "Run a Kafka-compatible broker node in the foreground until SIGINT or SIGTERM (a second "
+      "signal forces the stop). Speaks ApiVersions, Metadata, Produce, Fetch, ListOffsets and "
+      "InitProducerId; topics are created automatically on first Metadata request.");
   serve_command
       ->add_option("--listen", options.listen,
                    "HOST:PORT to accept clients on; IPv6 as [::1]:9092, port 0 picks "
@@ -123,6 +127,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_command->add_option("--node-id", options.node_id, "This node's id in the cluster")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  serve_command
+      ->add_option("--advertise", options.advertise,
+                   "HOST:PORT clients are told to connect to (Metadata); default: the listen "
+                   "address as bound")
       ->capture_default_str();
   serve_command->add_option("--log-level", options.log_level, "Least severe level logged")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

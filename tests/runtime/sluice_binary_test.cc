@@ -1,6 +1,6 @@
 // The built `sluice` executable as an operator uses it: --version, usage errors, and `serve`
-// accepting a connection and stopping cleanly on SIGTERM. Plain blocking sockets and processes
-// here: this test stands outside the runtime.
+// answering a Kafka ApiVersions request and stopping cleanly on SIGTERM. Plain blocking sockets and
+// processes here: this test stands outside the runtime.
 
 #include <gtest/gtest.h>
 
@@ -137,6 +137,7 @@ TEST(SluiceBinary, help_exits_zero_and_describes_serve) {
   Child child({"serve", "--help"}, directory / "out");
   EXPECT_EQ(child.wait_for_exit(kExitTimeout), 0);
   EXPECT_NE(child.output().find("--data-dir"), std::string::npos) << child.output();
+  EXPECT_NE(child.output().find("--advertise"), std::string::npos) << child.output();
 }
 
 TEST(SluiceBinary, usage_errors_exit_two) {
@@ -156,7 +157,7 @@ TEST(SluiceBinary, usage_errors_exit_two) {
   }
 }
 
-TEST(SluiceBinary, serve_accepts_a_connection_and_exits_zero_on_sigterm) {
+TEST(SluiceBinary, serve_answers_api_versions_and_exits_zero_on_sigterm) {
   TempDirectory directory;
   const std::uint16_t port = free_port();
   const std::string data_dir = directory / "data";
@@ -164,9 +165,20 @@ TEST(SluiceBinary, serve_accepts_a_connection_and_exits_zero_on_sigterm) {
               directory / "out");
   const int fd = connect_with_retry(port, std::chrono::seconds(10));
   ASSERT_GE(fd, 0) << child.output();
-  // Until the Kafka API exists the broker closes every connection it accepts.
-  char byte = 0;
-  EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);
+  // ApiVersions v0, correlation id 7, null client id: size, key 18, version 0, id, client id -1.
+  const unsigned char request[] = {0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0xff, 0xff};
+  ASSERT_EQ(::send(fd, request, sizeof(request), 0), static_cast<ssize_t>(sizeof(request)));
+  unsigned char response[10] = {};
+  std::size_t received = 0;
+  while (received < sizeof(response)) {
+    const ssize_t n = ::recv(fd, response + received, sizeof(response) - received, 0);
+    ASSERT_GT(n, 0) << child.output();
+    received += static_cast<std::size_t>(n);
+  }
+  // Frame size, correlation id 7, error code 0.
+  EXPECT_EQ(response[7], 7);
+  EXPECT_EQ(response[8], 0);
+  EXPECT_EQ(response[9], 0);
   ::close(fd);
   EXPECT_EQ(::access(data_dir.c_str(), F_OK), 0);
 
@@ -175,8 +187,17 @@ TEST(SluiceBinary, serve_accepts_a_connection_and_exits_zero_on_sigterm) {
   const std::string output = child.output();
   EXPECT_NE(output.find("listening on 127.0.0.1:" + std::to_string(port)), std::string::npos)
       << output;
-  EXPECT_NE(output.find("Kafka API not implemented yet"), std::string::npos) << output;
+  EXPECT_NE(output.find("Kafka broker node 0"), std::string::npos) << output;
   EXPECT_NE(output.find("shutting down"), std::string::npos) << output;
+  EXPECT_NE(output.find("partition logs closed"), std::string::npos) << output;
+}
+
+TEST(SluiceBinary, advertise_must_be_host_and_port) {
+  TempDirectory directory;
+  Child child({"serve", "--advertise", "nope", "--data-dir", directory / "data"},
+              directory / "out");
+  EXPECT_EQ(child.wait_for_exit(kExitTimeout), 2) << child.output();
+  EXPECT_NE(child.output().find("--advertise"), std::string::npos) << child.output();
 }
 
 TEST(SluiceBinary, serve_on_a_taken_port_exits_one_with_a_clear_error) {

@@ -1,0 +1,227 @@
+// Broker lifecycle, request dispatch, and the cluster-level APIs: ApiVersions, Metadata,
+// InitProducerId. Produce, Fetch and ListOffsets are in broker_data.cc.
+#include "core/kafka/broker.h"
+
+#include <cassert>
+#include <utility>
+
+#include "core/kafka/connection.h"
+#include "core/protocol/messages.h"
+
+namespace sluice::kafka {
+
+using protocol::StructValue;
+using protocol::Value;
+
+namespace {
+
+// The APIs this broker answers. ApiVersions advertises exactly these (at their schema's range).
+constexpr std::int16_t kHandledApis[] = {
+    protocol::api::kProduce,  protocol::api::kFetch,       protocol::api::kListOffsets,
+    protocol::api::kMetadata, protocol::api::kApiVersions, protocol::api::kInitProducerId,
+};
+
+}  // namespace
+
+Broker::Broker(Env& env, BrokerConfig config)
+    : env_(env),
+      config_(std::move(config)),
+      log_(env.log().with_component("broker")),
+      topics_(env, config_.data_dir, config_.log) {
+  assert(config_.default_partitions > 0);
+  assert(config_.request_bytes_max > 0);
+}
+
+Broker::~Broker() {
+  // Unwind connection fibers before the topics they use go away.
+  if (listener_) listener_->close();
+  connection_scope_.reset();
+  scope_.reset();
+}
+
+std::expected<void, storage::LogError> Broker::open() {
+  if (auto created = env_.disk().create_directories(config_.data_dir); !created) {
+    return std::unexpected(storage::LogError::io);
+  }
+  next_producer_id_ = std::max<std::int64_t>(env_.clock().wall_ms(), 0) * 1000;
+  return topics_.recover();
+}
+
+std::expected<Address, NetError> Broker::serve(const Address& listen) {
+  assert(listener_ == nullptr && "Broker::serve called twice");
+  auto listener = env_.net().listen(listen);
+  if (!listener) return std::unexpected(listener.error());
+  listener_ = std::move(*listener);
+  scope_ = std::make_unique<Scope>(env_.scheduler().current_scope(), "kafka");
+  connection_scope_ = std::make_unique<Scope>(*scope_, "kafka-connections");
+  scope_->spawn("kafka-accept", [this] { accept_loop(); });
+  return listener_->local_address();
+}
+
+void Broker::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (listener_) listener_->close();
+  connection_scope_.reset();
+  scope_.reset();
+  assert(connections_open_ == 0);
+  topics_.close_all();
+  log_.info("stopped; partition logs closed");
+}
+
+void Broker::accept_loop() {
+  for (;;) {
+    auto stream = listener_->accept(kNever);
+    if (!stream) {
+      if (stream.error() == NetError::closed) return;
+      log_.warn("accept failed: {}; retrying", to_string(stream.error()));
+      this_fiber::sleep_for(milliseconds(50));
+      continue;
+    }
+    connection_scope_->spawn("kafka-connection", [this, stream = std::move(*stream)]() mutable {
+      connections_open_++;
+      struct Leave {
+        std::size_t& open;
+        ~Leave() { open--; }
+      } leave{connections_open_};
+      serve_connection(*this, *stream);
+    });
+  }
+}
+
+const protocol::MessageSchema* Broker::handled_schema(std::int16_t api_key) const {
+  for (const std::int16_t handled : kHandledApis) {
+    if (handled == api_key) return protocol::find_schema(api_key);
+  }
+  return nullptr;
+}
+
+std::optional<StructValue> Broker::handle(const protocol::RequestHeader& header,
+                                          const protocol::MessageSchema& schema,
+                                          StructValue& request) {
+  assert(schema.valid.contains(header.api_version));
+  const std::int16_t version = header.api_version;
+  switch (header.api_key) {
+    case protocol::api::kApiVersions:
+      return api_versions_response(error::kNone);
+    case protocol::api::kMetadata:
+      return handle_metadata(version, request);
+    case protocol::api::kProduce:
+      return handle_produce(version, request);
+    case protocol::api::kFetch:
+      return handle_fetch(version, request);
+    case protocol::api::kListOffsets:
+      return handle_list_offsets(version, request);
+    case protocol::api::kInitProducerId:
+      return handle_init_producer_id(version, request);
+    default:
+      break;
+  }
+  assert(false && "handled_schema and handle disagree");
+  return std::nullopt;
+}
+
+StructValue Broker::api_versions_response(std::int16_t error_code) const {
+  StructValue response = StructValue::with_defaults(protocol::kApiVersionsSchema.response);
+  response.set("error_code", Value(std::int64_t{error_code}));
+  for (const protocol::MessageSchema* schema : protocol::all_schemas()) {
+    if (handled_schema(schema->api_key) == nullptr) continue;
+    StructValue& key = response.add("api_keys");
+    key.set("api_key", Value(std::int64_t{schema->api_key}));
+    key.set("min_version", Value(std::int64_t{schema->valid.min}));
+    key.set("max_version", Value(std::int64_t{schema->valid.max}));
+  }
+  return response;
+}
+
+std::expected<Topic*, std::int16_t> Broker::find_or_create_topic(const std::string& name,
+                                                                 bool allow_create) {
+  if (Topic* topic = topics_.find(name)) return topic;
+  if (!valid_topic_name(name)) return std::unexpected(error::kInvalidTopic);
+  if (!allow_create || !config_.auto_create_topics)
+    return std::unexpected(error::kUnknownTopicOrPartition);
+  auto created = topics_.create_topic(name, config_.default_partitions);
+  if (created) return *created;
+  switch (created.error()) {
+    case TopicError::already_exists:
+      return topics_.find(name);
+    case TopicError::invalid_name:
+      return std::unexpected(error::kInvalidTopic);
+    case TopicError::invalid_partitions:
+    case TopicError::storage:
+      break;
+  }
+  return std::unexpected(error::kKafkaStorageError);
+}
+
+namespace {
+
+void describe_topic(const Topic& topic, std::int32_t node_id, StructValue& out) {
+  out.set("error_code", Value(std::int64_t{error::kNone}));
+  out.set("name", Value(topic.name));
+  out.set("is_internal", Value(false));
+  for (const auto& partition : topic.partitions) {
+    StructValue& described = out.add("partitions");
+    described.set("error_code", Value(std::int64_t{error::kNone}));
+    described.set("partition_index", Value(std::int64_t{partition->index}));
+    described.set("leader_id", Value(std::int64_t{node_id}));
+    described.set("leader_epoch", Value(std::int64_t{0}));
+    described.set("replica_nodes", Value(Value::Array{Value(std::int64_t{node_id})}));
+    described.set("isr_nodes", Value(Value::Array{Value(std::int64_t{node_id})}));
+  }
+}
+
+}  // namespace
+
+StructValue Broker::handle_metadata(std::int16_t version, const StructValue& request) {
+  StructValue response = StructValue::with_defaults(protocol::kMetadataSchema.response);
+  StructValue& broker = response.add("brokers");
+  broker.set("node_id", Value(std::int64_t{config_.node_id}));
+  broker.set("host", Value(config_.advertised.host));
+  broker.set("port", Value(std::int64_t{config_.advertised.port}));
+  broker.set("rack", Value(protocol::Null{}));
+  response.set("cluster_id", Value(config_.cluster_id));
+  response.set("controller_id", Value(std::int64_t{config_.node_id}));
+
+  const Value& requested = request["topics"];
+  // v0: an empty list means every topic; v1+: null means every topic.
+  const bool all_topics = requested.is_null() || (version == 0 && requested.as_structs().empty());
+  if (all_topics) {
+    for (const auto& [name, topic] : topics_.topics())
+      describe_topic(*topic, config_.node_id, response.add("topics"));
+    return response;
+  }
+  // Before v4 there is no flag: the broker's auto.create.topics.enable alone decides.
+  const bool allow_create = version < 4 || request.get_bool("allow_auto_topic_creation");
+  for (const StructValue& wanted : requested.as_structs()) {
+    const std::string& name = wanted.get_string("name");
+    auto topic = find_or_create_topic(name, allow_create);
+    StructValue& out = response.add("topics");
+    if (!topic) {
+      out.set("error_code", Value(std::int64_t{topic.error()}));
+      out.set("name", Value(name));
+      continue;
+    }
+    describe_topic(**topic, config_.node_id, out);
+  }
+  return response;
+}
+
+StructValue Broker::handle_init_producer_id(std::int16_t /*version*/, const StructValue& request) {
+  const protocol::MessageSchema* schema = protocol::find_schema(protocol::api::kInitProducerId);
+  assert(schema != nullptr);
+  StructValue response = StructValue::with_defaults(schema->response);
+  if (request.get_nullable_string("transactional_id").has_value()) {
+    // Transactions come later; Kafka answers a broker without them this way.
+    response.set("error_code", Value(std::int64_t{error::kUnsupportedVersion}));
+    response.set("producer_id", Value(std::int64_t{-1}));
+    response.set("producer_epoch", Value(std::int64_t{-1}));
+    return response;
+  }
+  response.set("error_code", Value(std::int64_t{error::kNone}));
+  response.set("producer_id", Value(next_producer_id_++));
+  response.set("producer_epoch", Value(std::int64_t{0}));
+  return response;
+}
+
+}  // namespace sluice::kafka

@@ -1,0 +1,127 @@
+#pragma once
+// Broker: one Sluice node speaking the Kafka wire protocol. It owns the topics (TopicManager), the
+// listener and one fiber per client connection (connection.h), and answers decoded requests.
+//
+// Lifecycle: open() recovers the data directory; serve() listens and spawns the accept fiber;
+// stop() closes the listener, unwinds every connection fiber, then closes every partition log
+// cleanly. Call open/serve/stop from a fiber of the env's scheduler (they suspend on disk IO).
+// Destroying a Broker without stop() is a crash as far as storage is concerned.
+// Concurrency: one scheduler; handlers run on their connection's fiber and may suspend (disk
+// writes, Fetch long polls).
+//
+// Handlers (one member function per API, split by area across broker*.cc files) take the decoded
+// request body and return the response body, or nothing when no response is sent (acks=0).
+// Only APIs with a handler are advertised in ApiVersions and accepted, even if core/protocol
+// describes more: advertising an API the broker does not implement makes clients use it.
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core/env/env.h"
+#include "core/kafka/topic_manager.h"
+#include "core/protocol/codec.h"
+#include "core/protocol/schema.h"
+#include "core/protocol/value.h"
+#include "core/storage/partition_log.h"
+
+namespace sluice::kafka {
+
+struct BrokerConfig {
+  std::int32_t node_id = 0;
+  Address advertised{"127.0.0.1", 9092};  // what Metadata tells clients to connect to
+  std::string data_dir = "./sluice-data";
+  std::string cluster_id = "sluice";
+  bool auto_create_topics = true;                       // Kafka's auto.create.topics.enable
+  std::int32_t default_partitions = 1;                  // Kafka's num.partitions
+  std::uint32_t request_bytes_max = 100 * 1024 * 1024;  // Kafka's socket.request.max.bytes
+  Duration idle_timeout = seconds(600);                 // Kafka's connections.max.idle.ms
+  // Kafka's default replica.fetch.wait.max / fetch.max.wait bounds: a client's max_wait_ms is
+  // clipped to this so a connection fiber never parks for long.
+  Duration fetch_wait_max = seconds(30);
+  storage::LogConfig log;
+};
+
+class Broker {
+ public:
+  Broker(Env& env, BrokerConfig config);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  std::expected<void, storage::LogError> open();
+  // Listens on `listen` (port 0 picks one) and returns the bound address.
+  std::expected<Address, NetError> serve(const Address& listen);
+  void stop();
+  // What Metadata tells clients (e.g. once serve() has bound port 0).
+  void set_advertised(Address address) { config_.advertised = std::move(address); }
+
+  // The API's schema when this broker handles it (at any version), else nullptr.
+  const protocol::MessageSchema* handled_schema(std::int16_t api_key) const;
+  // Answers one decoded request. nullopt: send no response (Produce with acks=0).
+  std::optional<protocol::StructValue> handle(const protocol::RequestHeader& header,
+                                              const protocol::MessageSchema& schema,
+                                              protocol::StructValue& request);
+  // The ApiVersions response body (also used for the KIP-511 fallback).
+  protocol::StructValue api_versions_response(std::int16_t error_code) const;
+
+  const BrokerConfig& config() const { return config_; }
+  TopicManager& topics() { return topics_; }
+  Env& env() { return env_; }
+  std::size_t connections_open() const { return connections_open_; }
+
+ private:
+  void accept_loop();
+
+  protocol::StructValue handle_metadata(std::int16_t version, const protocol::StructValue& request);
+  std::optional<protocol::StructValue> handle_produce(std::int16_t version,
+                                                      protocol::StructValue& request);
+  protocol::StructValue handle_fetch(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_list_offsets(std::int16_t version,
+                                            const protocol::StructValue& request);
+  protocol::StructValue handle_init_producer_id(std::int16_t version,
+                                                const protocol::StructValue& request);
+
+  // Looks a topic up, creating it when `allow_create` and the broker allows it. Error codes are
+  // Kafka's: 3 unknown topic, 17 invalid name, 56 storage error.
+  std::expected<Topic*, std::int16_t> find_or_create_topic(const std::string& name,
+                                                           bool allow_create);
+  // One partition's Produce: validation, idempotence, append. Fills the partition response.
+  void produce_to_partition(const std::string& topic, protocol::StructValue& partition_data,
+                            protocol::StructValue& partition_response);
+  // One Fetch pass over every requested partition; returns the record bytes it gathered.
+  std::size_t fetch_once(const protocol::StructValue& request, protocol::StructValue& response);
+
+  Env& env_;
+  BrokerConfig config_;
+  Log log_;
+  TopicManager topics_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Scope> scope_;             // the accept fiber
+  std::unique_ptr<Scope> connection_scope_;  // child of scope_: one fiber per connection
+  std::size_t connections_open_ = 0;
+  // Non-transactional producer ids: counted from a start chosen at open() (wall-clock
+  // milliseconds × 1000, so a restarted broker does not hand out ids it gave before; not
+  // persisted).
+  std::int64_t next_producer_id_ = 0;
+  bool stopped_ = false;
+};
+
+// Kafka error codes the handlers use.
+namespace error {
+inline constexpr std::int16_t kNone = 0;
+inline constexpr std::int16_t kOffsetOutOfRange = 1;
+inline constexpr std::int16_t kCorruptMessage = 2;
+inline constexpr std::int16_t kUnknownTopicOrPartition = 3;
+inline constexpr std::int16_t kMessageTooLarge = 10;
+inline constexpr std::int16_t kInvalidTopic = 17;
+inline constexpr std::int16_t kInvalidRequiredAcks = 21;
+inline constexpr std::int16_t kUnsupportedVersion = 35;
+inline constexpr std::int16_t kKafkaStorageError = 56;
+inline constexpr std::int16_t kInvalidRecord = 87;
+}  // namespace error
+
+}  // namespace sluice::kafka

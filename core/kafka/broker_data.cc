@@ -1,0 +1,242 @@
+// The data-path APIs: Produce, Fetch (with long polling), ListOffsets.
+#include <algorithm>
+#include <cassert>
+
+#include "core/kafka/broker.h"
+#include "core/protocol/messages.h"
+#include "core/storage/record_batch.h"
+
+namespace sluice::kafka {
+
+using protocol::StructValue;
+using protocol::Value;
+
+namespace {
+
+// One epoch until replication exists: every batch is stamped with leader epoch 0.
+constexpr std::int32_t kLeaderEpoch = 0;
+constexpr std::int64_t kEarliestTimestamp = -2;
+constexpr std::int64_t kLatestTimestamp = -1;
+
+const protocol::MessageSchema& schema_of(std::int16_t api_key) {
+  const protocol::MessageSchema* schema = protocol::find_schema(api_key);
+  assert(schema != nullptr);
+  return *schema;
+}
+
+Value int_value(std::int64_t number) {
+  return Value(number);
+}
+
+std::int16_t kafka_error_code(storage::LogError error) {
+  switch (error) {
+    case storage::LogError::offset_out_of_range:
+      return error::kOffsetOutOfRange;
+    case storage::LogError::corrupt:
+      return error::kCorruptMessage;
+    case storage::LogError::batch_too_large:
+      return error::kMessageTooLarge;
+    case storage::LogError::invalid_argument:
+      return error::kInvalidRecord;
+    case storage::LogError::io:
+    case storage::LogError::no_space:
+    case storage::LogError::closed:
+      break;
+  }
+  return error::kKafkaStorageError;
+}
+
+}  // namespace
+
+// ---- Produce ----
+
+std::optional<StructValue> Broker::handle_produce(std::int16_t /*version*/, StructValue& request) {
+  StructValue response = StructValue::with_defaults(schema_of(protocol::api::kProduce).response);
+  const std::int64_t acks = request.get_int("acks");
+  const bool acks_valid = acks == 0 || acks == 1 || acks == -1;
+  for (StructValue& topic_data : request.get_structs("topic_data")) {
+    const std::string& name = topic_data.get_string("name");
+    StructValue& topic_response = response.add("responses");
+    topic_response.set("name", Value(name));
+    for (StructValue& partition_data : topic_data.get_structs("partition_data")) {
+      StructValue& partition_response = topic_response.add("partition_responses");
+      partition_response.set("index", partition_data["index"]);
+      partition_response.set("base_offset", int_value(-1));
+      partition_response.set("log_append_time_ms", int_value(-1));
+      partition_response.set("log_start_offset", int_value(-1));
+      if (!acks_valid) {
+        partition_response.set("error_code", int_value(error::kInvalidRequiredAcks));
+        continue;
+      }
+      produce_to_partition(name, partition_data, partition_response);
+    }
+  }
+  // acks=0: the client expects no response at all (not even an error).
+  if (acks == 0) return std::nullopt;
+  return response;
+}
+
+void Broker::produce_to_partition(const std::string& topic, StructValue& partition_data,
+                                  StructValue& partition_response) {
+  const auto set_error = [&](std::int16_t code) {
+    partition_response.set("error_code", int_value(code));
+  };
+  Partition* partition =
+      topics_.find(topic, static_cast<std::int32_t>(partition_data.get_int("index")));
+  if (partition == nullptr) return set_error(error::kUnknownTopicOrPartition);
+  Value& records = partition_data["records"];
+  if (records.is_null() || records.as_bytes().empty()) return set_error(error::kInvalidRecord);
+  Bytes& batch = records.as_bytes();
+  storage::PartitionLog& log = *partition->log;
+  auto header = storage::validate_client_batch(batch, log.config().max_batch_bytes);
+  if (!header) return set_error(storage::kafka_error_code(header.error()));
+
+  // check_append → append → on_appended must not interleave with another batch of a producer.
+  std::optional<LockGuard> producer_guard;
+  if (header->has_producer()) {
+    producer_guard.emplace(partition->idempotent_append_mutex);
+    const storage::ProducerCheck check = partition->producers.check_append(*header);
+    if (check.verdict == storage::ProducerVerdict::duplicate) {
+      partition_response.set("error_code", int_value(error::kNone));
+      partition_response.set("base_offset", int_value(check.original.offset_base));
+      partition_response.set("log_start_offset", int_value(log.log_start_offset()));
+      return;
+    }
+    if (check.verdict != storage::ProducerVerdict::append)
+      return set_error(check.kafka_error_code());
+  }
+  auto appended = log.append(batch, kLeaderEpoch);
+  if (!appended) return set_error(kafka_error_code(appended.error()));
+  if (header->has_producer()) {
+    auto stamped = storage::parse_batch_header(batch);
+    assert(stamped.has_value() && stamped->base_offset == appended->base_offset);
+    partition->producers.on_appended(*stamped, env_.clock().wall_ms());
+  }
+  topics_.notify_appended();
+  partition_response.set("error_code", int_value(error::kNone));
+  partition_response.set("base_offset", int_value(appended->base_offset));
+  partition_response.set("log_start_offset", int_value(log.log_start_offset()));
+}
+
+// ---- Fetch ----
+
+std::size_t Broker::fetch_once(const StructValue& request, StructValue& response) {
+  // max_bytes bounds the whole response, but the first batch is always returned whole (KIP-74)
+  // so a consumer can make progress past a batch larger than its limits.
+  const auto response_bytes_max =
+      static_cast<std::size_t>(std::max<std::int64_t>(request.get_int("max_bytes"), 0));
+  std::size_t gathered = 0;
+  response.get_structs("responses").clear();
+  for (const StructValue& topic : request.get_structs("topics")) {
+    const std::string& name = topic.get_string("topic");
+    StructValue& topic_response = response.add("responses");
+    topic_response.set("topic", Value(name));
+    for (const StructValue& wanted : topic.get_structs("partitions")) {
+      StructValue& out = topic_response.add("partitions");
+      const auto index = static_cast<std::int32_t>(wanted.get_int("partition"));
+      out.set("partition_index", int_value(index));
+      out.set("high_watermark", int_value(-1));
+      out.set("last_stable_offset", int_value(-1));
+      out.set("log_start_offset", int_value(-1));
+      out.set("preferred_read_replica", int_value(-1));
+      out.set("records", Value(Bytes()));
+      Partition* partition = topics_.find(name, index);
+      if (partition == nullptr) {
+        out.set("error_code", int_value(error::kUnknownTopicOrPartition));
+        continue;
+      }
+      storage::PartitionLog& log = *partition->log;
+      const std::int64_t high_watermark = log.high_watermark();
+      out.set("high_watermark", int_value(high_watermark));
+      // No transactions yet: the last stable offset is the high watermark.
+      out.set("last_stable_offset", int_value(high_watermark));
+      out.set("log_start_offset", int_value(log.log_start_offset()));
+      const std::int64_t offset = wanted.get_int("fetch_offset");
+      if (offset < log.log_start_offset() || offset > high_watermark) {
+        out.set("error_code", int_value(error::kOffsetOutOfRange));
+        continue;
+      }
+      const auto partition_bytes_max = static_cast<std::size_t>(
+          std::max<std::int64_t>(wanted.get_int("partition_max_bytes"), 0));
+      const std::size_t response_bytes_left =
+          response_bytes_max - std::min(response_bytes_max, gathered);
+      if (offset == high_watermark || (gathered > 0 && response_bytes_left == 0)) continue;
+      // read() returns its first batch whole however small the limit.
+      const std::size_t limit =
+          std::max<std::size_t>(std::min(partition_bytes_max, response_bytes_left), 1);
+      auto read = log.read(offset, limit, high_watermark);
+      if (!read) {
+        out.set("error_code", int_value(kafka_error_code(read.error())));
+        continue;
+      }
+      gathered += read->bytes.size();
+      out.set("records", Value(std::move(read->bytes)));
+    }
+  }
+  return gathered;
+}
+
+StructValue Broker::handle_fetch(std::int16_t /*version*/, const StructValue& request) {
+  StructValue response = StructValue::with_defaults(schema_of(protocol::api::kFetch).response);
+  response.set("error_code", int_value(error::kNone));
+  response.set("session_id", int_value(0));  // no fetch sessions (KIP-227): always a full fetch
+  const Duration wait =
+      std::min<Duration>(milliseconds(std::max<std::int64_t>(request.get_int("max_wait_ms"), 0)),
+                         config_.fetch_wait_max);
+  const Instant deadline = env_.deadline_after(wait);
+  const auto min_bytes =
+      static_cast<std::size_t>(std::max<std::int64_t>(request.get_int("min_bytes"), 0));
+  // Long poll: each pass either has enough bytes, or waits for the next append or the deadline.
+  for (;;) {
+    const std::size_t gathered = fetch_once(request, response);
+    if (gathered >= min_bytes || env_.now() >= deadline) break;
+    if (topics_.appended_waiters().wait(deadline) == WakeReason::timed_out) {
+      fetch_once(request, response);
+      break;
+    }
+  }
+  return response;
+}
+
+// ---- ListOffsets ----
+
+StructValue Broker::handle_list_offsets(std::int16_t /*version*/, const StructValue& request) {
+  StructValue response =
+      StructValue::with_defaults(schema_of(protocol::api::kListOffsets).response);
+  for (const StructValue& topic : request.get_structs("topics")) {
+    const std::string& name = topic.get_string("name");
+    StructValue& topic_response = response.add("topics");
+    topic_response.set("name", Value(name));
+    for (const StructValue& wanted : topic.get_structs("partitions")) {
+      StructValue& out = topic_response.add("partitions");
+      const auto index = static_cast<std::int32_t>(wanted.get_int("partition_index"));
+      out.set("partition_index", int_value(index));
+      out.set("timestamp", int_value(-1));
+      out.set("offset", int_value(-1));
+      Partition* partition = topics_.find(name, index);
+      if (partition == nullptr) {
+        out.set("error_code", int_value(error::kUnknownTopicOrPartition));
+        continue;
+      }
+      storage::PartitionLog& log = *partition->log;
+      const std::int64_t timestamp = wanted.get_int("timestamp");
+      out.set("error_code", int_value(error::kNone));
+      if (timestamp == kEarliestTimestamp) {
+        out.set("offset", int_value(log.log_start_offset()));
+      } else if (timestamp == kLatestTimestamp) {
+        out.set("offset", int_value(log.high_watermark()));
+      } else {
+        auto found = log.lookup_offset_by_timestamp(timestamp);
+        if (!found) {
+          out.set("error_code", int_value(kafka_error_code(found.error())));
+        } else if (*found) {
+          // The response's timestamp stays -1: the matching batch's timestamp is not looked up.
+          out.set("offset", int_value(**found));
+        }
+      }
+    }
+  }
+  return response;
+}
+
+}  // namespace sluice::kafka
