@@ -13,7 +13,7 @@ packages=(
   nlohmann-json3-dev
   ccache ninja-build
   # Real Kafka clients for the integration tests (tests/integration).
-  kcat python3-kafka python3-confluent-kafka
+  kcat python3-kafka python3-confluent-kafka librdkafka-dev
 )
 
 missing=()

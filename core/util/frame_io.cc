@@ -1,5 +1,7 @@
 #include "core/util/frame_io.h"
 
+#include <algorithm>
+
 namespace sluice {
 
 std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max, Instant deadline) {
@@ -7,8 +9,19 @@ std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_byt
   if (auto got = stream.read_exact(header, deadline); !got) return std::unexpected(got.error());
   const std::uint32_t size = ByteReader(header).u32();
   if (size == 0 || size > body_bytes_max) return std::unexpected(NetError::reset);
-  Bytes body(size);
-  if (auto got = stream.read_exact(body, deadline); !got) return std::unexpected(got.error());
+  // Grow with the bytes that actually arrive: a peer that announces 100 MiB and sends 10 bytes
+  // must not make the broker allocate (and zero) 100 MiB.
+  constexpr std::size_t kChunkBytes = 64 * 1024;
+  Bytes body;
+  body.reserve(std::min<std::size_t>(size, kChunkBytes));
+  while (body.size() < size) {
+    const std::size_t filled = body.size();
+    const std::size_t chunk = std::min<std::size_t>(size - filled, std::max(filled, kChunkBytes));
+    body.resize(filled + chunk);
+    if (auto got = stream.read_exact(std::span<std::byte>(body).subspan(filled, chunk), deadline); !got) {
+      return std::unexpected(got.error());
+    }
+  }
   return body;
 }
 
