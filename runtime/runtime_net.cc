@@ -1,5 +1,7 @@
 #include "runtime/runtime_net.h"
 
+#include <sys/sendfile.h>
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,6 +13,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "runtime/runtime_disk.h"
 
 namespace sluice::runtime {
 
@@ -198,6 +202,31 @@ std::expected<void, NetError> RuntimeStream::write_all(std::span<const std::byte
     }
   }
   assert(written_bytes == bytes.size());
+  return {};
+}
+
+std::expected<void, NetError> RuntimeStream::send_file(File& file, std::uint64_t offset, std::size_t size_bytes,
+                                                       Instant deadline) {
+  auto* runtime_file = dynamic_cast<RuntimeFile*>(&file);
+  if (runtime_file == nullptr || runtime_file->native_handle() < 0) {
+    return Stream::send_file(file, offset, size_bytes, deadline);
+  }
+  auto file_offset = static_cast<off_t>(offset);
+  std::size_t remaining = size_bytes;
+  while (remaining > 0) {
+    if (closed_) return std::unexpected(NetError::closed);
+    const ssize_t sent = ::sendfile(socket_.get(), runtime_file->native_handle(), &file_offset, remaining);
+    if (sent > 0) {
+      remaining -= static_cast<std::size_t>(sent);
+      continue;
+    }
+    if (sent == 0) return std::unexpected(NetError::io);  // the file ended before size_bytes
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return std::unexpected(net_error_from_errno(errno));
+    if (auto waited = await(watch_.wait_writable(deadline)); !waited) {
+      return std::unexpected(closed_ ? NetError::closed : waited.error());
+    }
+  }
   return {};
 }
 

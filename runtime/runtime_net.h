@@ -33,6 +33,9 @@ class RuntimeStream final : public Stream {
                                                  Instant deadline) override;
   std::expected<void, NetError> write_all(std::span<const std::byte> bytes,
                                           Instant deadline) override;
+  // sendfile(2) when `file` is a RuntimeFile: the bytes go from the page cache to the socket.
+  std::expected<void, NetError> send_file(File& file, std::uint64_t offset, std::size_t size_bytes,
+                                          Instant deadline) override;
   void close() override;
   Address local_address() const override { return local_; }
   Address peer_address() const override { return peer_; }

@@ -1,10 +1,14 @@
 // Small OS-free pieces of the env interfaces: names of errors, address parsing, path joining.
+#include <algorithm>
 #include <charconv>
+#include <vector>
 
 #include "core/env/disk.h"
 #include "core/env/net.h"
 
 namespace sluice {
+
+using Bytes = std::vector<std::byte>;
 
 std::string_view to_string(NetError error) {
   switch (error) {
@@ -71,6 +75,23 @@ std::expected<void, NetError> Stream::read_exact(std::span<std::byte> buffer, In
     auto got = read_some(buffer.subspan(filled), deadline);
     if (!got) return std::unexpected(got.error());
     filled += *got;
+  }
+  return {};
+}
+
+std::expected<void, NetError> Stream::send_file(File& file, std::uint64_t offset, std::size_t size_bytes,
+                                                Instant deadline) {
+  constexpr std::size_t kChunkBytes = 64 * 1024;
+  Bytes chunk(std::min(size_bytes, kChunkBytes));
+  while (size_bytes > 0) {
+    const std::size_t want = std::min(size_bytes, chunk.size());
+    auto got = file.read_at(offset, std::span<std::byte>(chunk).first(want));
+    if (!got || *got == 0) return std::unexpected(NetError::io);
+    if (auto written = write_all(std::span<const std::byte>(chunk).first(*got), deadline); !written) {
+      return std::unexpected(written.error());
+    }
+    offset += *got;
+    size_bytes -= *got;
   }
   return {};
 }

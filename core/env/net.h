@@ -14,6 +14,8 @@
 
 namespace sluice {
 
+class File;
+
 enum class NetError : std::uint8_t {
   refused,          // nobody listens there (or the simulator refused the connect)
   reset,            // the peer or the network reset the connection
@@ -54,6 +56,11 @@ class Stream {
 
   // Reads exactly buffer.size() bytes or fails.
   std::expected<void, NetError> read_exact(std::span<std::byte> buffer, Instant deadline);
+  // Writes `size_bytes` of `file` from `offset` (Fetch responses serve record bytes this way).
+  // The runtime uses sendfile(2), so the bytes never pass through user space; this default
+  // (used by the simulator) reads and writes in chunks. A file shorter than asked is NetError::io.
+  virtual std::expected<void, NetError> send_file(File& file, std::uint64_t offset, std::size_t size_bytes,
+                                                  Instant deadline);
 };
 
 class Listener {

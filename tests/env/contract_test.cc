@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -267,6 +268,36 @@ TEST_P(EnvContract, data_read_back_after_datasync_from_a_reopened_file) {
     std::vector<std::byte> back(data.size());
     ASSERT_EQ((*file)->read_at(0, back).value(), data.size());
     EXPECT_EQ(back, data);
+  });
+}
+
+TEST_P(EnvContract, send_file_delivers_exactly_the_requested_file_range) {
+  run_in_world(GetParam(), [](Env& env, const std::string& directory) {
+    ASSERT_TRUE(env.disk().create_directories(directory).has_value());
+    auto file = env.disk().open(directory + "/segment.log", OpenMode::create);
+    ASSERT_TRUE(file.has_value());
+    std::vector<std::byte> data(1 << 20);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>((i * 2654435761u) >> 13);
+    ASSERT_TRUE((*file)->append(data).has_value());
+    auto listener = env.net().listen(kAnyPort);
+    ASSERT_TRUE(listener.has_value());
+    constexpr std::uint64_t kOffset = 1000;
+    constexpr std::size_t kSize = 700'000;
+    auto sender = env.scheduler().current_scope().spawn("sender", [&] {
+      auto stream = (*listener)->accept(env.deadline_after(seconds(5)));
+      ASSERT_TRUE(stream.has_value());
+      EXPECT_TRUE((*stream)->send_file(**file, kOffset, kSize, env.deadline_after(seconds(10))).has_value());
+      // Asking past the end of the file is an error, not a short send.
+      EXPECT_EQ((*stream)->send_file(**file, data.size() - 10, 20, env.deadline_after(seconds(5))).error(),
+                NetError::io);
+      (*stream)->close();
+    });
+    auto client = env.net().connect((*listener)->local_address(), env.deadline_after(seconds(5)));
+    ASSERT_TRUE(client.has_value());
+    std::vector<std::byte> received(kSize);
+    ASSERT_TRUE((*client)->read_exact(received, env.deadline_after(seconds(10))).has_value());
+    EXPECT_TRUE(std::equal(received.begin(), received.end(), data.begin() + kOffset));
+    env.scheduler().join(*sender);
   });
 }
 
