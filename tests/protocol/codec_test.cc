@@ -1,6 +1,8 @@
 #include "core/protocol/codec.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/testing/hex.h"
 #include <rapidcheck/gtest.h>
 
 #include <string>
@@ -10,23 +12,8 @@
 namespace sluice::protocol {
 namespace {
 
-std::string hex(std::span<const std::byte> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  for (std::byte byte : bytes) {
-    text.push_back(kDigits[static_cast<unsigned>(byte) >> 4]);
-    text.push_back(kDigits[static_cast<unsigned>(byte) & 0xf]);
-  }
-  return text;
-}
-
-Bytes from_hex(std::string_view text) {
-  Bytes bytes;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
-    bytes.push_back(static_cast<std::byte>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-  }
-  return bytes;
-}
+using sluice::testing::from_hex;
+using sluice::testing::hex;
 
 // Reference bytes in these tests come from kafka-python 2.0.2's protocol classes
 // (Debian python3-kafka), an independent implementation of the same schemas.

@@ -2,6 +2,8 @@
 #include "core/util/crc32c.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/testing/hex.h"
 #include <rapidcheck/gtest.h>
 
 #include <string>
@@ -10,15 +12,8 @@
 namespace sluice::storage {
 namespace {
 
-std::string hex(std::span<const std::byte> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  for (std::byte byte : bytes) {
-    text.push_back(kDigits[static_cast<unsigned>(byte) >> 4]);
-    text.push_back(kDigits[static_cast<unsigned>(byte) & 0xf]);
-  }
-  return text;
-}
+using sluice::testing::from_hex;
+using sluice::testing::hex;
 
 BatchSpec two_records() {
   BatchSpec spec;
@@ -63,14 +58,6 @@ TEST(RecordBatch, built_batches_match_kafka_python_byte_for_byte) {
             "00000000000000000000004f0000000002157495dd0000000000010000018bcfe568000000018bcfe5680"
             "000000000000004d200037fffffff000000021c000000066b65790a76616c7565001c000002066b65790a"
             "76616c756500");
-}
-
-std::vector<std::byte> from_hex(std::string_view text) {
-  std::vector<std::byte> bytes;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
-    bytes.push_back(static_cast<std::byte>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-  }
-  return bytes;
 }
 
 TEST(RecordBatch, compressed_batches_from_kafka_python_are_accepted_as_sent) {
