@@ -402,7 +402,7 @@ std::size_t PartitionLog::segment_index_of(std::int64_t offset) const {
 }
 
 std::expected<ReadResult, LogError> PartitionLog::read(std::int64_t offset, std::size_t max_bytes,
-                                                       std::int64_t upper_bound) {
+                                                       std::int64_t upper_bound, bool ranges_only) {
   LockGuard guard(mutex_);
   if (closed_) return std::unexpected(LogError::closed);
   if (offset < log_start_offset_ || offset > log_end_offset_) return std::unexpected(LogError::offset_out_of_range);
@@ -431,9 +431,10 @@ std::expected<ReadResult, LogError> PartitionLog::read(std::int64_t offset, std:
     auto walked = segment->walk(position, first_offset, options,
                                 [&](const BatchHeader& header, std::uint64_t at, std::span<const std::byte> batch) {
                                   if (header.last_offset() >= end) return Visit::stop;
-                                  if (result.batch_count > 0 && result.bytes.size() + batch.size() > max_bytes) return Visit::stop;
+                                  if (result.batch_count > 0 && result.size_bytes + batch.size() > max_bytes) return Visit::stop;
                                   if (result.batch_count == 0) result.first_offset = header.base_offset;
-                                  result.bytes.insert(result.bytes.end(), batch.begin(), batch.end());
+                                  if (!ranges_only) result.bytes.insert(result.bytes.end(), batch.begin(), batch.end());
+                                  result.size_bytes += batch.size();
                                   result.next_offset = header.last_offset() + 1;
                                   ++result.batch_count;
                                   if (!result.ranges.empty() && result.ranges.back().segment == segment &&

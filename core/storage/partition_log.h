@@ -105,7 +105,8 @@ struct FileRange {
 };
 
 struct ReadResult {
-  std::vector<std::byte> bytes;    // whole verified batches, back to back
+  std::vector<std::byte> bytes;    // whole verified batches, back to back (unless ranges_only)
+  std::size_t size_bytes = 0;      // total size of the returned batches
   std::int64_t first_offset = 0;   // base offset of the first batch (<= the requested offset)
   std::int64_t next_offset = 0;    // one past the last returned batch (== first_offset if none)
   std::size_t batch_count = 0;
@@ -142,7 +143,10 @@ class PartitionLog {
 
   // Whole batches from the one containing `offset`, up to max_bytes (the first batch always
   // whole), none reaching `upper_bound` (pass the high watermark). Empty at or past upper_bound.
-  std::expected<ReadResult, LogError> read(std::int64_t offset, std::size_t max_bytes, std::int64_t upper_bound);
+  // With `ranges_only`, the batches are still read and CRC-verified but not copied into
+  // `bytes`: the caller sends the file ranges (sendfile) and holds no copy.
+  std::expected<ReadResult, LogError> read(std::int64_t offset, std::size_t max_bytes, std::int64_t upper_bound,
+                                           bool ranges_only = false);
 
   // The offset of the first record whose timestamp >= timestamp_ms (ListOffsets); for compressed
   // or LogAppendTime batches, the base offset of the first batch whose max timestamp is >= it.

@@ -443,6 +443,19 @@ TEST(PartitionLog, read_file_ranges_hold_exactly_the_returned_bytes_across_segme
       from_files.insert(from_files.end(), chunk.begin(), chunk.end());
     }
     EXPECT_EQ(from_files, read->bytes);
+    EXPECT_EQ(read->size_bytes, read->bytes.size());
+
+    // ranges_only: the same verified batches and ranges, no copy of the bytes.
+    auto ranges_only = log->read(5, 1 << 20, log->high_watermark(), /*ranges_only=*/true);
+    ASSERT_TRUE(ranges_only.has_value());
+    EXPECT_TRUE(ranges_only->bytes.empty());
+    EXPECT_EQ(ranges_only->size_bytes, read->size_bytes);
+    EXPECT_EQ(ranges_only->next_offset, read->next_offset);
+    ASSERT_EQ(ranges_only->ranges.size(), read->ranges.size());
+    for (std::size_t i = 0; i < read->ranges.size(); ++i) {
+      EXPECT_EQ(ranges_only->ranges[i].position, read->ranges[i].position);
+      EXPECT_EQ(ranges_only->ranges[i].size_bytes, read->ranges[i].size_bytes);
+    }
   });
 }
 
