@@ -145,9 +145,13 @@ std::expected<Value, DecodeError> decode_value(const Field& field, FieldType typ
   return std::unexpected(DecodeError::truncated);
 }
 
-void encode_value(const Field& field, FieldType type, std::int16_t version, bool flexible, const Value& value, Bytes& out);
+void encode_value(const Field& field, FieldType type, std::int16_t version, bool flexible, const Value& value, Bytes& out,
+                  std::vector<Splice>* splices);
+void encode_fields(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out,
+                   std::vector<Splice>* splices);
 
-void encode_array(const Field& field, std::int16_t version, bool flexible, const Value& value, Bytes& out) {
+void encode_array(const Field& field, std::int16_t version, bool flexible, const Value& value, Bytes& out,
+                  std::vector<Splice>* splices) {
   if (value.is_null()) {
     assert(field.nullable.contains(version));
     write_length(out, flexible, FieldType::array, -1);
@@ -156,16 +160,16 @@ void encode_array(const Field& field, std::int16_t version, bool flexible, const
   if (field.element == FieldType::structure) {
     const auto& items = value.as_structs();
     write_length(out, flexible, FieldType::array, static_cast<std::int64_t>(items.size()));
-    for (const auto& item : items) encode_struct(field.fields, version, flexible, item, out);
+    for (const auto& item : items) encode_fields(field.fields, version, flexible, item, out, splices);
     return;
   }
   const auto& items = value.as_array();
   write_length(out, flexible, FieldType::array, static_cast<std::int64_t>(items.size()));
-  for (const auto& item : items) encode_value(field, field.element, version, flexible, item, out);
+  for (const auto& item : items) encode_value(field, field.element, version, flexible, item, out, splices);
 }
 
 void encode_value(const Field& field, FieldType type, std::int16_t version, bool flexible, const Value& value,
-                  Bytes& out) {
+                  Bytes& out, std::vector<Splice>* splices) {
   if (is_integer(type)) {
     write_int(out, type, value.as_int());
     return;
@@ -185,6 +189,13 @@ void encode_value(const Field& field, FieldType type, std::int16_t version, bool
         write_length(out, flexible, type, -1);
         return;
       }
+      if (value.is_file_records()) {
+        assert(type == FieldType::records && splices != nullptr && "FileRecords need the splicing encoder");
+        const FileRecords& records = value.as_file_records();
+        write_length(out, flexible, type, static_cast<std::int64_t>(records.size_bytes));
+        splices->push_back(Splice{out.size(), records});
+        return;
+      }
       if (type == FieldType::string) {
         const auto& text = value.as_string();
         write_length(out, flexible, type, static_cast<std::int64_t>(text.size()));
@@ -196,8 +207,8 @@ void encode_value(const Field& field, FieldType type, std::int16_t version, bool
       }
       return;
     }
-    case FieldType::array: encode_array(field, version, flexible, value, out); return;
-    case FieldType::structure: encode_struct(field.fields, version, flexible, value.as_struct(), out); return;
+    case FieldType::array: encode_array(field, version, flexible, value, out, splices); return;
+    case FieldType::structure: encode_fields(field.fields, version, flexible, value.as_struct(), out, splices); return;
     default: break;
   }
   assert(false && "unhandled field type");
@@ -339,12 +350,15 @@ std::expected<StructValue, DecodeError> decode_struct(Fields fields, std::int16_
   return result;
 }
 
-void encode_struct(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out) {
+namespace {
+
+void encode_fields(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out,
+                   std::vector<Splice>* splices) {
   assert(value.values.size() == fields.size);
   for (std::size_t i = 0; i < fields.size; ++i) {
     const Field& field = fields.data[i];
     if (!field.versions.contains(version) || field.tag >= 0) continue;
-    encode_value(field, field.type, version, flexible, value.values[i], out);
+    encode_value(field, field.type, version, flexible, value.values[i], out, splices);
   }
   if (!flexible) return;
   std::vector<std::size_t> tagged;
@@ -358,11 +372,22 @@ void encode_struct(Fields fields, std::int16_t version, bool flexible, const Str
   for (std::size_t i : tagged) {  // fields are declared in tag order
     const Field& field = fields.data[i];
     Bytes body;
-    encode_value(field, field.type, version, flexible, value.values[i], body);
+    encode_value(field, field.type, version, flexible, value.values[i], body, nullptr);
     write_uvarint(out, static_cast<std::uint64_t>(field.tag));
     write_uvarint(out, body.size());
     out.insert(out.end(), body.begin(), body.end());
   }
+}
+
+}  // namespace
+
+void encode_struct(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out) {
+  encode_fields(fields, version, flexible, value, out, nullptr);
+}
+
+void encode_struct(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out,
+                   std::vector<Splice>& splices) {
+  encode_fields(fields, version, flexible, value, out, &splices);
 }
 
 std::expected<StructValue, DecodeError> decode_message(Fields fields, std::int16_t version, bool flexible,

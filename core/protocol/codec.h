@@ -32,6 +32,16 @@ std::expected<StructValue, DecodeError> decode_struct(Fields fields, std::int16_
 // Encodes a struct of `version`; fields absent from the version are skipped.
 void encode_struct(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out);
 
+// Where FileRecords go: their bytes belong at `position` of the encoded output.
+struct Splice {
+  std::size_t position = 0;
+  FileRecords records;
+};
+// The same, for messages that may hold FileRecords (records fields): their lengths are encoded
+// and their places noted in `splices`, in order.
+void encode_struct(Fields fields, std::int16_t version, bool flexible, const StructValue& value, Bytes& out,
+                   std::vector<Splice>& splices);
+
 // A whole message body: decode_struct plus "no trailing bytes".
 std::expected<StructValue, DecodeError> decode_message(Fields fields, std::int16_t version, bool flexible,
                                                        std::span<const std::byte> body);

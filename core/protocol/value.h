@@ -15,9 +15,31 @@
 #include "core/protocol/schema.h"
 #include "core/util/bytes.h"
 
+namespace sluice {
+class File;
+}
+
 namespace sluice::protocol {
 
 struct StructValue;
+
+// Record bytes that stay in files (a Fetch response's record batches): the encoder writes only
+// their length and notes where they go; the connection sends them with Stream::send_file.
+struct FileSlice {
+  std::shared_ptr<const void> owner;  // keeps the file (segment) open until sent
+  File* file = nullptr;
+  std::uint64_t position = 0;
+  std::uint64_t size_bytes = 0;
+  bool operator==(const FileSlice& other) const {
+    return file == other.file && position == other.position && size_bytes == other.size_bytes;
+  }
+};
+
+struct FileRecords {
+  std::vector<FileSlice> slices;
+  std::uint64_t size_bytes = 0;  // sum of the slices
+  bool operator==(const FileRecords&) const = default;
+};
 struct Null {
   bool operator==(const Null&) const = default;
 };
@@ -27,7 +49,7 @@ class Value {
  public:
   using Array = std::vector<Value>;
   using Variant = std::variant<Null, std::int64_t, bool, double, Uuid, std::string, Bytes, Array, std::vector<StructValue>,
-                               std::shared_ptr<StructValue>>;
+                               std::shared_ptr<StructValue>, FileRecords>;
 
   Value() = default;
   Value(Null) {}
@@ -38,6 +60,7 @@ class Value {
   Value(std::string text) : value_(std::move(text)) {}
   Value(Bytes bytes) : value_(std::move(bytes)) {}
   Value(Array items) : value_(std::move(items)) {}
+  Value(FileRecords records) : value_(std::move(records)) {}
   Value(std::vector<StructValue> structs);
   Value(StructValue structure);
 
@@ -55,6 +78,8 @@ class Value {
   std::vector<StructValue>& as_structs() { return std::get<std::vector<StructValue>>(value_); }
   const StructValue& as_struct() const { return *std::get<std::shared_ptr<StructValue>>(value_); }
   StructValue& as_struct() { return *std::get<std::shared_ptr<StructValue>>(value_); }
+  bool is_file_records() const { return std::holds_alternative<FileRecords>(value_); }
+  const FileRecords& as_file_records() const { return std::get<FileRecords>(value_); }
   const Variant& variant() const { return value_; }
 
  private:
