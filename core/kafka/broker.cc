@@ -17,9 +17,17 @@ namespace {
 
 // The APIs this broker answers. ApiVersions advertises exactly these (at their schema's range).
 constexpr std::int16_t kHandledApis[] = {
-    protocol::api::kProduce,  protocol::api::kFetch,       protocol::api::kListOffsets,
-    protocol::api::kMetadata, protocol::api::kApiVersions, protocol::api::kInitProducerId,
+    protocol::api::kProduce,         protocol::api::kFetch,        protocol::api::kListOffsets,
+    protocol::api::kMetadata,        protocol::api::kApiVersions,  protocol::api::kInitProducerId,
+    protocol::api::kCreateTopics,    protocol::api::kDeleteTopics, protocol::api::kDeleteRecords,
+    protocol::api::kDescribeConfigs, protocol::api::kAlterConfigs, protocol::api::kCreatePartitions,
 };
+
+TopicSettings topic_defaults(const BrokerConfig& config) {
+  return TopicSettings{.log = config.log,
+                       .min_insync_replicas = config.min_insync_replicas,
+                       .cleanup_policy = "delete"};
+}
 
 }  // namespace
 
@@ -27,9 +35,13 @@ Broker::Broker(Env& env, BrokerConfig config)
     : env_(env),
       config_(std::move(config)),
       log_(env.log().with_component("broker")),
-      topics_(env, config_.data_dir, config_.log) {
+      topics_(env, config_.data_dir, topic_defaults(config_)),
+      request_memory_(config_.request_memory_bytes_max) {
   assert(config_.default_partitions > 0);
   assert(config_.request_bytes_max > 0);
+  assert(config_.request_memory_bytes_max > 0);
+  assert(config_.retention_check_interval > Duration::zero());
+  assert(config_.flush_check_interval > Duration::zero());
 }
 
 Broker::~Broker() {
@@ -55,6 +67,14 @@ std::expected<Address, NetError> Broker::serve(const Address& listen) {
   scope_ = std::make_unique<Scope>(env_.scheduler().current_scope(), "kafka");
   connection_scope_ = std::make_unique<Scope>(*scope_, "kafka-connections");
   scope_->spawn("kafka-accept", [this] { accept_loop(); });
+  scope_->spawn("kafka-retention", [this] {
+    housekeeping_loop("retention", config_.retention_check_interval,
+                      [this](storage::PartitionLog& log) { return enforce_retention(log); });
+  });
+  scope_->spawn("kafka-flush", [this] {
+    housekeeping_loop("flush.ms", config_.flush_check_interval,
+                      [](storage::PartitionLog& log) { return log.flush_if_due(); });
+  });
   return listener_->local_address();
 }
 
@@ -89,6 +109,30 @@ void Broker::accept_loop() {
   }
 }
 
+void Broker::housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step) {
+  // Ends when scope_ is torn down (stop() or destruction) while sleeping or in a step.
+  for (;;) {
+    this_fiber::sleep_for(interval);
+    // A snapshot: topics may be created or deleted while a partition's IO suspends this fiber.
+    for (const std::shared_ptr<Partition>& partition : topics_.all_partitions()) {
+      // Held: a config change may swap the partition's log meanwhile.
+      const std::shared_ptr<storage::PartitionLog> log = partition->log;
+      auto done = step(*log);
+      // `closed`: the topic was deleted or reconfigured meanwhile.
+      if (!done && done.error() != storage::LogError::closed) {
+        log_.warn("{} of {} failed: {}", task, log->directory(), storage::to_string(done.error()));
+      }
+    }
+  }
+}
+
+std::expected<void, storage::LogError> Broker::enforce_retention(storage::PartitionLog& log) {
+  auto deleted = log.enforce_retention();
+  if (!deleted) return std::unexpected(deleted.error());
+  if (*deleted > 0) log_.info("retention deleted {} segment(s) of {}", *deleted, log.directory());
+  return {};
+}
+
 const protocol::MessageSchema* Broker::handled_schema(std::int16_t api_key) const {
   for (const std::int16_t handled : kHandledApis) {
     if (handled == api_key) return protocol::find_schema(api_key);
@@ -114,6 +158,18 @@ std::optional<StructValue> Broker::handle(const protocol::RequestHeader& header,
       return handle_list_offsets(version, request);
     case protocol::api::kInitProducerId:
       return handle_init_producer_id(version, request);
+    case protocol::api::kCreateTopics:
+      return handle_create_topics(version, request);
+    case protocol::api::kDeleteTopics:
+      return handle_delete_topics(version, request);
+    case protocol::api::kCreatePartitions:
+      return handle_create_partitions(version, request);
+    case protocol::api::kDescribeConfigs:
+      return handle_describe_configs(version, request);
+    case protocol::api::kAlterConfigs:
+      return handle_alter_configs(version, request);
+    case protocol::api::kDeleteRecords:
+      return handle_delete_records(version, request);
     default:
       break;
   }
@@ -148,6 +204,8 @@ std::expected<Topic*, std::int16_t> Broker::find_or_create_topic(const std::stri
     case TopicError::invalid_name:
       return std::unexpected(error::kInvalidTopic);
     case TopicError::invalid_partitions:
+    case TopicError::not_found:
+    case TopicError::invalid_config:
     case TopicError::storage:
       break;
   }

@@ -16,10 +16,12 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/env/env.h"
 #include "core/kafka/topic_manager.h"
@@ -42,7 +44,20 @@ struct BrokerConfig {
   // Kafka's default replica.fetch.wait.max / fetch.max.wait bounds: a client's max_wait_ms is
   // clipped to this so a connection fiber never parks for long.
   Duration fetch_wait_max = seconds(30);
+  // Broker-wide budget for request bytes held in memory (frame bodies from the moment they are
+  // read until their response is written). A connection waits for budget before reading a body,
+  // so many large requests at once get backpressure, not an out-of-memory kill. Requests up to
+  // 64 KiB are exempt (connection.cc); a frame larger than the whole budget is refused (closed).
+  std::size_t request_memory_bytes_max =
+      std::size_t{256} * 1024 * 1024;  // Kafka's queued.max.request.bytes
+  // How often a housekeeping fiber enforces retention on every partition.
+  Duration retention_check_interval = milliseconds(300000);  // log.retention.check.interval.ms
+  // How often another applies the flush.ms bound between appends (cheap when nothing is due), so
+  // flush.ms is honoured to within this interval (Kafka's log.flush.scheduler.interval.ms).
+  Duration flush_check_interval = milliseconds(1000);
+  // Topic defaults (log.* broker configs); topics override them (topic_config.h).
   storage::LogConfig log;
+  std::int32_t min_insync_replicas = 1;
 };
 
 class Broker {
@@ -72,9 +87,16 @@ class Broker {
   TopicManager& topics() { return topics_; }
   Env& env() { return env_; }
   std::size_t connections_open() const { return connections_open_; }
+  // The request memory budget (connection.cc acquires a frame's size before reading its body).
+  Semaphore& request_memory() { return request_memory_; }
 
  private:
   void accept_loop();
+  // Every `interval`, `step` on every partition's log (retention; the flush.ms bound).
+  using HousekeepingStep =
+      std::function<std::expected<void, storage::LogError>(storage::PartitionLog&)>;
+  void housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step);
+  std::expected<void, storage::LogError> enforce_retention(storage::PartitionLog& log);
 
   protocol::StructValue handle_metadata(std::int16_t version, const protocol::StructValue& request);
   std::optional<protocol::StructValue> handle_produce(std::int16_t version,
@@ -84,6 +106,22 @@ class Broker {
                                             const protocol::StructValue& request);
   protocol::StructValue handle_init_producer_id(std::int16_t version,
                                                 const protocol::StructValue& request);
+  // Admin APIs (broker_admin.cc).
+  protocol::StructValue handle_create_topics(std::int16_t version,
+                                             const protocol::StructValue& request);
+  protocol::StructValue handle_delete_topics(std::int16_t version,
+                                             const protocol::StructValue& request);
+  protocol::StructValue handle_create_partitions(std::int16_t version,
+                                                 const protocol::StructValue& request);
+  protocol::StructValue handle_describe_configs(std::int16_t version,
+                                                const protocol::StructValue& request);
+  protocol::StructValue handle_alter_configs(std::int16_t version,
+                                             const protocol::StructValue& request);
+  protocol::StructValue handle_delete_records(std::int16_t version,
+                                              const protocol::StructValue& request);
+  // One CreateTopics topic: validation, then creation unless `validate_only`.
+  void create_one_topic(const protocol::StructValue& wanted, bool validate_only,
+                        protocol::StructValue& result);
 
   // Looks a topic up, creating it when `allow_create` and the broker allows it. Error codes are
   // Kafka's: 3 unknown topic, 17 invalid name, 56 storage error.
@@ -103,6 +141,7 @@ class Broker {
   std::unique_ptr<Scope> scope_;             // the accept fiber
   std::unique_ptr<Scope> connection_scope_;  // child of scope_: one fiber per connection
   std::size_t connections_open_ = 0;
+  Semaphore request_memory_;
   // Non-transactional producer ids: counted from a start chosen at open() (wall-clock
   // milliseconds × 1000, so a restarted broker does not hand out ids it gave before; not
   // persisted).
@@ -120,6 +159,12 @@ inline constexpr std::int16_t kMessageTooLarge = 10;
 inline constexpr std::int16_t kInvalidTopic = 17;
 inline constexpr std::int16_t kInvalidRequiredAcks = 21;
 inline constexpr std::int16_t kUnsupportedVersion = 35;
+inline constexpr std::int16_t kTopicAlreadyExists = 36;
+inline constexpr std::int16_t kInvalidPartitions = 37;
+inline constexpr std::int16_t kInvalidReplicationFactor = 38;
+inline constexpr std::int16_t kInvalidReplicaAssignment = 39;
+inline constexpr std::int16_t kInvalidConfig = 40;
+inline constexpr std::int16_t kInvalidRequest = 42;
 inline constexpr std::int16_t kKafkaStorageError = 56;
 inline constexpr std::int16_t kInvalidRecord = 87;
 }  // namespace error

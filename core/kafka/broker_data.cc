@@ -81,13 +81,15 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
   const auto set_error = [&](std::int16_t code) {
     partition_response.set("error_code", int_value(code));
   };
-  Partition* partition =
+  const std::shared_ptr<Partition> partition =
       topics_.find(topic, static_cast<std::int32_t>(partition_data.get_int("index")));
   if (partition == nullptr) return set_error(error::kUnknownTopicOrPartition);
   Value& records = partition_data["records"];
   if (records.is_null() || records.as_bytes().empty()) return set_error(error::kInvalidRecord);
   Bytes& batch = records.as_bytes();
-  storage::PartitionLog& log = *partition->log;
+  // Held across the append: a config change may swap the partition's log meanwhile.
+  const std::shared_ptr<storage::PartitionLog> log_held = partition->log;
+  storage::PartitionLog& log = *log_held;
   auto header = storage::validate_client_batch(batch, log.config().max_batch_bytes);
   if (!header) return set_error(storage::kafka_error_code(header.error()));
 
@@ -140,12 +142,13 @@ std::size_t Broker::fetch_once(const StructValue& request, StructValue& response
       out.set("log_start_offset", int_value(-1));
       out.set("preferred_read_replica", int_value(-1));
       out.set("records", Value(Bytes()));
-      Partition* partition = topics_.find(name, index);
+      const std::shared_ptr<Partition> partition = topics_.find(name, index);
       if (partition == nullptr) {
         out.set("error_code", int_value(error::kUnknownTopicOrPartition));
         continue;
       }
-      storage::PartitionLog& log = *partition->log;
+      const std::shared_ptr<storage::PartitionLog> log_held = partition->log;
+      storage::PartitionLog& log = *log_held;
       const std::int64_t high_watermark = log.high_watermark();
       out.set("high_watermark", int_value(high_watermark));
       // No transactions yet: the last stable offset is the high watermark.
@@ -213,12 +216,13 @@ StructValue Broker::handle_list_offsets(std::int16_t /*version*/, const StructVa
       out.set("partition_index", int_value(index));
       out.set("timestamp", int_value(-1));
       out.set("offset", int_value(-1));
-      Partition* partition = topics_.find(name, index);
+      const std::shared_ptr<Partition> partition = topics_.find(name, index);
       if (partition == nullptr) {
         out.set("error_code", int_value(error::kUnknownTopicOrPartition));
         continue;
       }
-      storage::PartitionLog& log = *partition->log;
+      const std::shared_ptr<storage::PartitionLog> log_held = partition->log;
+      storage::PartitionLog& log = *log_held;
       const std::int64_t timestamp = wanted.get_int("timestamp");
       out.set("error_code", int_value(error::kNone));
       if (timestamp == kEarliestTimestamp) {

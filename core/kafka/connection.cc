@@ -1,5 +1,6 @@
 #include "core/kafka/connection.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "core/protocol/messages.h"
@@ -73,26 +74,63 @@ Answer answer(Broker& broker, std::span<const std::byte> frame, const Log& log) 
   return Answer::send(encode_response(*header, *schema, header->api_version, *response));
 }
 
+// Holds `bytes` of the broker's request memory budget until destroyed.
+class BudgetHold {
+ public:
+  BudgetHold(Semaphore& budget, std::size_t bytes) : budget_(budget), bytes_(bytes) {}
+  ~BudgetHold() { budget_.release(bytes_); }
+  BudgetHold(const BudgetHold&) = delete;
+  BudgetHold& operator=(const BudgetHold&) = delete;
+
+ private:
+  Semaphore& budget_;
+  std::size_t bytes_;
+};
+
+// Requests up to this size skip the memory budget: their memory is bounded per connection, and
+// exempting them keeps metadata, heartbeats and small produces flowing while large requests wait.
+constexpr std::uint32_t kUnbudgetedRequestBytes = 64 * 1024;
+
+// One request/response exchange: false when the connection should end.
+bool serve_one_request(Broker& broker, Stream& stream, const Log& log) {
+  Env& env = broker.env();
+  const BrokerConfig& config = broker.config();
+  Semaphore& budget = broker.request_memory();
+  const Instant idle_deadline = env.deadline_after(config.idle_timeout);
+  // A frame the whole budget cannot hold would wait forever: it is refused like an oversized one.
+  const auto frame_bytes_max = static_cast<std::uint32_t>(
+      std::min<std::size_t>(config.request_bytes_max, config.request_memory_bytes_max));
+  auto size = read_frame_size(stream, frame_bytes_max, idle_deadline);
+  if (!size) {
+    if (size.error() == NetError::timed_out) log.debug("closing idle connection");
+    if (size.error() == NetError::reset) log.debug("closing: bad or oversized frame, or reset");
+    return false;
+  }
+  // Backpressure: wait, without reading the body (so TCP pushes back on the client), until the
+  // budget covers this request; held until its response is written. Waiting holds nothing, so
+  // waiters cannot deadlock; a peer that announces a large frame and stalls holds its share
+  // until the idle timeout (as with Kafka's queued.max.request.bytes).
+  const std::size_t charged = *size > kUnbudgetedRequestBytes ? *size : 0;
+  if (charged > 0 && !budget.acquire(charged, idle_deadline)) {
+    log.debug("closing: no request memory for {} bytes within the idle timeout", charged);
+    return false;
+  }
+  const BudgetHold hold(budget, charged);
+  auto frame = read_frame_body(stream, *size, env.deadline_after(config.idle_timeout));
+  if (!frame) return false;
+  const Answer reply = answer(broker, *frame, log);
+  if (reply.close) return false;
+  if (!reply.body) return true;
+  assert(reply.body->size() >= 4);  // at least the correlation id
+  return write_frame(stream, *reply.body, env.deadline_after(config.idle_timeout)).has_value();
+}
+
 }  // namespace
 
 void serve_connection(Broker& broker, Stream& stream) {
-  Env& env = broker.env();
-  const Log log = env.log().with_component("conn " + stream.peer_address().to_string());
-  const BrokerConfig& config = broker.config();
-  // Bounded by the connection's lifetime: every iteration reads one frame or ends it.
-  for (;;) {
-    auto frame =
-        read_frame(stream, config.request_bytes_max, env.deadline_after(config.idle_timeout));
-    if (!frame) {
-      if (frame.error() == NetError::timed_out) log.debug("closing idle connection");
-      if (frame.error() == NetError::reset) log.debug("closing: bad or oversized frame, or reset");
-      break;
-    }
-    const Answer reply = answer(broker, *frame, log);
-    if (reply.close) break;
-    if (!reply.body) continue;
-    assert(reply.body->size() >= 4);  // at least the correlation id
-    if (!write_frame(stream, *reply.body, env.deadline_after(config.idle_timeout))) break;
+  const Log log = broker.env().log().with_component("conn " + stream.peer_address().to_string());
+  // Bounded by the connection's lifetime: every iteration answers one request or ends it.
+  while (serve_one_request(broker, stream, log)) {
   }
   stream.close();
 }

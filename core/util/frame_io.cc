@@ -4,11 +4,17 @@
 
 namespace sluice {
 
-std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max, Instant deadline) {
+std::expected<std::uint32_t, NetError> read_frame_size(Stream& stream, std::uint32_t body_bytes_max,
+                                                       Instant deadline) {
   std::byte header[4];
   if (auto got = stream.read_exact(header, deadline); !got) return std::unexpected(got.error());
   const std::uint32_t size = ByteReader(header).u32();
   if (size == 0 || size > body_bytes_max) return std::unexpected(NetError::reset);
+  return size;
+}
+
+std::expected<Bytes, NetError> read_frame_body(Stream& stream, std::uint32_t size,
+                                               Instant deadline) {
   // Grow with the bytes that actually arrive: a peer that announces 100 MiB and sends 10 bytes
   // must not make the broker allocate (and zero) 100 MiB.
   constexpr std::size_t kChunkBytes = 64 * 1024;
@@ -18,14 +24,23 @@ std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_byt
     const std::size_t filled = body.size();
     const std::size_t chunk = std::min<std::size_t>(size - filled, std::max(filled, kChunkBytes));
     body.resize(filled + chunk);
-    if (auto got = stream.read_exact(std::span<std::byte>(body).subspan(filled, chunk), deadline); !got) {
+    if (auto got = stream.read_exact(std::span<std::byte>(body).subspan(filled, chunk), deadline);
+        !got) {
       return std::unexpected(got.error());
     }
   }
   return body;
 }
 
-std::expected<void, NetError> write_frame(Stream& stream, std::span<const std::byte> body, Instant deadline) {
+std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max,
+                                          Instant deadline) {
+  auto size = read_frame_size(stream, body_bytes_max, deadline);
+  if (!size) return std::unexpected(size.error());
+  return read_frame_body(stream, *size, deadline);
+}
+
+std::expected<void, NetError> write_frame(Stream& stream, std::span<const std::byte> body,
+                                          Instant deadline) {
   Bytes frame;
   frame.reserve(body.size() + 4);
   ByteWriter writer(frame);

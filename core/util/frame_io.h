@@ -14,12 +14,16 @@ namespace sluice {
 // zero or oversized frame fails with NetError::reset (the caller closes the connection). The
 // buffer grows (doubling, from 64 KiB) only as body bytes arrive, so memory follows what the
 // peer really sent, not what it announced.
-std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max, Instant deadline);
+std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max,
+                                          Instant deadline);
 // The two halves of read_frame, for a caller that must act between them (e.g. wait for memory
-// before allocating the body): the checked size prefix, then a body of exactly that size.
+// before reading the body): the checked size prefix, then a body of exactly that size (grown as
+// its bytes arrive, like read_frame).
 std::expected<std::uint32_t, NetError> read_frame_size(Stream& stream, std::uint32_t body_bytes_max,
                                                        Instant deadline);
-std::expected<Bytes, NetError> read_frame_body(Stream& stream, std::uint32_t size, Instant deadline);
-std::expected<void, NetError> write_frame(Stream& stream, std::span<const std::byte> body, Instant deadline);
+std::expected<Bytes, NetError> read_frame_body(Stream& stream, std::uint32_t size,
+                                               Instant deadline);
+std::expected<void, NetError> write_frame(Stream& stream, std::span<const std::byte> body,
+                                          Instant deadline);
 
 }  // namespace sluice

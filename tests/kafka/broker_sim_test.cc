@@ -7,102 +7,23 @@
 
 #include <optional>
 
-#include "core/kafka/broker.h"
-#include "core/protocol/codec.h"
-#include "core/protocol/messages.h"
 #include "core/storage/record_batch.h"
-#include "core/util/frame_io.h"
-#include "sim/world.h"
-#include "tests/sim/sim_test_util.h"
+#include "tests/kafka/broker_sim_client.h"
 
 namespace sluice::kafka {
 namespace {
 
-using protocol::StructValue;
-using protocol::Value;
-using sim::SimWorld;
+using namespace kafka::testing;
 using sim::testing::run_in_fiber;
 
-constexpr std::uint16_t kPort = 9092;
-const Instant kTestDeadline = kNever;
-
-// A world with one broker node ("broker") and a client host ("client").
+// The broker world with the fixture name the tests use.
 class BrokerSimTest : public ::testing::Test {
  protected:
-  BrokerSimTest() : world_(42) {
-    world_.add_node("broker", [this](Env& env) {
-      BrokerConfig config;
-      config.data_dir = "/data";
-      config.advertised = Address{"broker", kPort};
-      config.request_bytes_max = 1024 * 1024;
-      Broker broker(env, config);
-      ASSERT_TRUE(broker.open().has_value());
-      ASSERT_TRUE(broker.serve(Address{"0.0.0.0", kPort}).has_value());
-      Event never;
-      never.wait();
-    });
-    client_net_ = &world_.network().add_host("client");
-    world_.run_for(milliseconds(10));
-  }
+  std::unique_ptr<Stream> connect() { return broker_.connect(); }
 
-  std::unique_ptr<Stream> connect() {
-    auto stream = client_net_->connect(Address{"broker", kPort}, kTestDeadline);
-    EXPECT_TRUE(stream.has_value());
-    return std::move(*stream);
-  }
-
-  SimWorld world_;
-  Net* client_net_ = nullptr;
+  BrokerWorld broker_;
+  sim::SimWorld& world_ = broker_.world();
 };
-
-const protocol::MessageSchema& schema_of(std::int16_t api_key) {
-  return *protocol::find_schema(api_key);
-}
-
-Bytes encode_request(std::int16_t api_key, std::int16_t version, std::int32_t correlation_id,
-                     const StructValue& body) {
-  const protocol::MessageSchema& schema = schema_of(api_key);
-  const bool flexible = schema.flexible(version);
-  Bytes out;
-  protocol::encode_request_header({api_key, version, correlation_id, "sim-test"}, flexible, out);
-  protocol::encode_struct(schema.request, version, flexible, body, out);
-  return out;
-}
-
-void send(Stream& stream, std::int16_t api_key, std::int16_t version, std::int32_t correlation_id,
-          const StructValue& body) {
-  ASSERT_TRUE(
-      write_frame(stream, encode_request(api_key, version, correlation_id, body), kTestDeadline));
-}
-
-// Reads one response; `header_flexible` as the broker must have chosen it.
-std::optional<StructValue> receive(Stream& stream, std::int16_t api_key, std::int16_t version,
-                                   std::int32_t correlation_id, bool header_flexible) {
-  auto frame = read_frame(stream, 64 * 1024 * 1024, kTestDeadline);
-  if (!frame) return std::nullopt;
-  ByteReader reader(*frame);
-  EXPECT_EQ(static_cast<std::int32_t>(reader.u32()), correlation_id);
-  if (header_flexible) {
-    EXPECT_TRUE(protocol::skip_tagged_fields(reader).has_value());
-  }
-  const protocol::MessageSchema& schema = schema_of(api_key);
-  auto body = protocol::decode_message(schema.response, version, schema.flexible(version),
-                                       std::span(*frame).subspan(reader.position()));
-  EXPECT_TRUE(body.has_value());
-  if (!body) return std::nullopt;
-  return std::move(*body);
-}
-
-StructValue request_of(std::int16_t api_key) {
-  return StructValue::with_defaults(schema_of(api_key).request);
-}
-
-// The stream was closed by the broker: the next read ends.
-bool closed_by_peer(Stream& stream) {
-  std::byte byte{};
-  auto read = stream.read_some(std::span(&byte, 1), kTestDeadline);
-  return !read.has_value();
-}
 
 void expect_api_versions(const StructValue& response, std::int16_t error_code) {
   EXPECT_EQ(response.get_int("error_code"), error_code);
@@ -170,7 +91,7 @@ TEST_F(BrokerSimTest, api_versions_v0_and_v3_list_every_handled_api) {
     auto v0 = receive(*stream, protocol::api::kApiVersions, 0, 1, false);
     ASSERT_TRUE(v0.has_value());
     expect_api_versions(*v0, 0);
-    EXPECT_EQ(v0->get_structs("api_keys").size(), 6u);
+    EXPECT_EQ(v0->get_structs("api_keys").size(), 12u);
     // v3 is flexible, but its response header stays v0.
     StructValue v3_request = request_of(protocol::api::kApiVersions);
     v3_request.set("client_software_name", Value(std::string("sim")));

@@ -1,0 +1,136 @@
+#pragma once
+// Shared by the broker simulator tests: a world with one broker node ("broker", config adjustable
+// per test) and a client host ("client"), and the client side of the Kafka protocol — encode a
+// request with core/protocol, frame it, read and decode the response.
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "core/kafka/broker.h"
+#include "core/protocol/codec.h"
+#include "core/protocol/messages.h"
+#include "core/util/frame_io.h"
+#include "sim/world.h"
+#include "tests/sim/sim_test_util.h"
+
+namespace sluice::kafka::testing {
+
+using protocol::StructValue;
+using protocol::Value;
+
+inline constexpr std::uint16_t kPort = 9092;
+inline const Instant kTestDeadline = kNever;
+
+// A world with one broker node and a client host. `configure` adjusts the broker's config before
+// each incarnation (restart() runs it again on the durable disk image).
+class BrokerWorld {
+ public:
+  explicit BrokerWorld(std::function<void(BrokerConfig&)> configure = {}) : world_(42) {
+    node_ = world_.add_node("broker", [configure](Env& env) {
+      BrokerConfig config;
+      config.data_dir = "/data";
+      config.advertised = Address{"broker", kPort};
+      config.request_bytes_max = 1024 * 1024;
+      if (configure) configure(config);
+      Broker broker(env, config);
+      ASSERT_TRUE(broker.open().has_value());
+      ASSERT_TRUE(broker.serve(Address{"0.0.0.0", kPort}).has_value());
+      Event never;
+      never.wait();
+    });
+    client_net_ = &world_.network().add_host("client");
+    world_.run_for(milliseconds(10));
+  }
+
+  std::unique_ptr<Stream> connect() {
+    auto stream = client_net_->connect(Address{"broker", kPort}, kTestDeadline);
+    EXPECT_TRUE(stream.has_value());
+    if (!stream) return nullptr;
+    return std::move(*stream);
+  }
+
+  // Kills the broker (unsynced disk state is lost) and starts it again from its disk image.
+  void crash_and_restart() {
+    world_.crash(node_);
+    world_.restart(node_);
+    world_.run_for(milliseconds(10));
+  }
+
+  sim::SimWorld& world() { return world_; }
+  bool run(std::function<void()> body) {
+    return sim::testing::run_in_fiber(world_, std::move(body));
+  }
+
+ private:
+  sim::SimWorld world_;
+  sim::NodeId node_{};
+  Net* client_net_ = nullptr;
+};
+
+inline const protocol::MessageSchema& schema_of(std::int16_t api_key) {
+  return *protocol::find_schema(api_key);
+}
+
+inline Bytes encode_request(std::int16_t api_key, std::int16_t version, std::int32_t correlation_id,
+                            const StructValue& body) {
+  const protocol::MessageSchema& schema = schema_of(api_key);
+  const bool flexible = schema.flexible(version);
+  Bytes out;
+  protocol::encode_request_header({api_key, version, correlation_id, "sim-test"}, flexible, out);
+  protocol::encode_struct(schema.request, version, flexible, body, out);
+  return out;
+}
+
+inline void send(Stream& stream, std::int16_t api_key, std::int16_t version,
+                 std::int32_t correlation_id, const StructValue& body) {
+  ASSERT_TRUE(
+      write_frame(stream, encode_request(api_key, version, correlation_id, body), kTestDeadline));
+}
+
+// Reads one response; `header_flexible` as the broker must have chosen it.
+inline std::optional<StructValue> receive(Stream& stream, std::int16_t api_key,
+                                          std::int16_t version, std::int32_t correlation_id,
+                                          bool header_flexible) {
+  auto frame = read_frame(stream, 64 * 1024 * 1024, kTestDeadline);
+  if (!frame) return std::nullopt;
+  ByteReader reader(*frame);
+  EXPECT_EQ(static_cast<std::int32_t>(reader.u32()), correlation_id);
+  if (header_flexible) {
+    EXPECT_TRUE(protocol::skip_tagged_fields(reader).has_value());
+  }
+  const protocol::MessageSchema& schema = schema_of(api_key);
+  auto body = protocol::decode_message(schema.response, version, schema.flexible(version),
+                                       std::span(*frame).subspan(reader.position()));
+  EXPECT_TRUE(body.has_value());
+  if (!body) return std::nullopt;
+  return std::move(*body);
+}
+
+// send + receive for APIs whose response header follows the version's flexibility.
+inline StructValue call(Stream& stream, std::int16_t api_key, std::int16_t version,
+                        const StructValue& body) {
+  static std::int32_t next_correlation_id = 1000;
+  const std::int32_t correlation_id = next_correlation_id++;
+  send(stream, api_key, version, correlation_id, body);
+  auto response =
+      receive(stream, api_key, version, correlation_id, schema_of(api_key).flexible(version));
+  EXPECT_TRUE(response.has_value());
+  return response ? std::move(*response) : StructValue::with_defaults(schema_of(api_key).response);
+}
+
+inline StructValue request_of(std::int16_t api_key) {
+  return StructValue::with_defaults(schema_of(api_key).request);
+}
+
+// The stream was closed by the broker: the next read ends.
+inline bool closed_by_peer(Stream& stream) {
+  std::byte byte{};
+  auto read = stream.read_some(std::span(&byte, 1), kTestDeadline);
+  return !read.has_value();
+}
+
+}  // namespace sluice::kafka::testing
