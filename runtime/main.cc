@@ -1,6 +1,7 @@
 // The `sluice` executable: the broker's command line. `serve` runs a single Kafka broker node
 // (core/kafka) on the real runtime: it recovers the data directory, listens, and on SIGINT or
 // SIGTERM stops accepting, ends every connection and closes the partition logs cleanly.
+// `topic` administers topics over the Kafka protocol (runtime/topic_command.h), against Sluice or Kafka.
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,7 @@
 #include "core/env/sync.h"
 #include "core/kafka/broker.h"
 #include "runtime/runtime_env.h"
+#include "runtime/topic_command.h"
 
 #ifndef SLUICE_VERSION
 #error "SLUICE_VERSION must be defined by the build (PROJECT_VERSION)"
@@ -137,6 +139,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
 
+  sluice::runtime::TopicCommand topic_command(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -145,5 +149,6 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
   if (serve_command->parsed()) return serve(options);
+  if (topic_command.parsed()) return topic_command.run();
   return kExitUsage;
 }
