@@ -167,13 +167,22 @@ std::size_t Broker::fetch_once(const StructValue& request, StructValue& response
       // read() returns its first batch whole however small the limit.
       const std::size_t limit =
           std::max<std::size_t>(std::min(partition_bytes_max, response_bytes_left), 1);
-      auto read = log.read(offset, limit, high_watermark);
+      // Verified but not copied: the connection sends these ranges straight from the segment
+      // files (each slice keeps its segment's file open until it is sent).
+      auto read = log.read(offset, limit, high_watermark, /*ranges_only=*/true);
       if (!read) {
         out.set("error_code", int_value(kafka_error_code(read.error())));
         continue;
       }
-      gathered += read->bytes.size();
-      out.set("records", Value(std::move(read->bytes)));
+      if (read->batch_count == 0) continue;
+      gathered += read->size_bytes;
+      protocol::FileRecords records;
+      for (const storage::FileRange& range : read->ranges) {
+        records.slices.push_back(protocol::FileSlice{range.segment, &range.segment->file(), range.position,
+                                                     range.size_bytes});
+        records.size_bytes += range.size_bytes;
+      }
+      out.set("records", Value(std::move(records)));
     }
   }
   return gathered;

@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "core/protocol/messages.h"
+#include "core/protocol/spliced_frame.h"
 #include "core/util/frame_io.h"
 
 namespace sluice::kafka {
@@ -12,25 +13,31 @@ namespace {
 
 using protocol::RequestHeader;
 
-// The encoded response frame body for one request, or nothing to send, or "close".
-struct Answer {
-  bool close = false;
-  std::optional<Bytes> body;
-
-  static Answer close_connection() { return {.close = true, .body = std::nullopt}; }
-  static Answer nothing() { return {.close = false, .body = std::nullopt}; }
-  static Answer send(Bytes body) { return {.close = false, .body = std::move(body)}; }
+// The encoded response for one request (with the file ranges to splice in, for Fetch), or
+// nothing to send, or "close".
+struct Encoded {
+  Bytes body;
+  std::vector<protocol::Splice> splices;
 };
 
-Bytes encode_response(const RequestHeader& header, const protocol::MessageSchema& schema,
-                      std::int16_t version, const protocol::StructValue& response) {
+struct Answer {
+  bool close = false;
+  std::optional<Encoded> response;
+
+  static Answer close_connection() { return {.close = true, .response = std::nullopt}; }
+  static Answer nothing() { return {.close = false, .response = std::nullopt}; }
+  static Answer send(Encoded response) { return {.close = false, .response = std::move(response)}; }
+};
+
+Encoded encode_response(const RequestHeader& header, const protocol::MessageSchema& schema,
+                        std::int16_t version, const protocol::StructValue& response) {
   const bool flexible = schema.flexible(version);
   // ApiVersions answers with header v0 even in flexible versions, so a client that does not yet
   // know the broker's versions can always parse the correlation id.
   const bool flexible_header = flexible && header.api_key != protocol::api::kApiVersions;
-  Bytes out;
-  protocol::encode_response_header(header.correlation_id, flexible_header, out);
-  protocol::encode_struct(schema.response, version, flexible, response, out);
+  Encoded out;
+  protocol::encode_response_header(header.correlation_id, flexible_header, out.body);
+  protocol::encode_struct(schema.response, version, flexible, response, out.body, out.splices);
   return out;
 }
 
@@ -120,9 +127,12 @@ bool serve_one_request(Broker& broker, Stream& stream, const Log& log) {
   if (!frame) return false;
   const Answer reply = answer(broker, *frame, log);
   if (reply.close) return false;
-  if (!reply.body) return true;
-  assert(reply.body->size() >= 4);  // at least the correlation id
-  return write_frame(stream, *reply.body, env.deadline_after(config.idle_timeout)).has_value();
+  if (!reply.response) return true;
+  assert(reply.response->body.size() >= 4);  // at least the correlation id
+  // Record batches of a Fetch go from the segment files to the socket (sendfile in the runtime).
+  return protocol::write_spliced_frame(stream, reply.response->body, reply.response->splices,
+                                       env.deadline_after(config.idle_timeout))
+      .has_value();
 }
 
 }  // namespace
