@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev librapidcheck-dev
   libbenchmark-dev
   libcli11-dev
+  libyaml-cpp-dev
   nlohmann-json3-dev
   ccache ninja-build
   # Real Kafka clients for the integration tests (tests/integration).

@@ -15,6 +15,7 @@
 #include "core/env/sync.h"
 #include "core/kafka/broker.h"
 #include "runtime/runtime_env.h"
+#include "runtime/serve_config.h"
 #include "runtime/topic_command.h"
 
 #ifndef SLUICE_VERSION
@@ -31,7 +32,9 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+// The command-line flags of `serve`; set ones override the config file.
 struct ServeOptions {
+  std::string config_path;
   std::string listen = "127.0.0.1:9092";
   std::string data_dir = "./sluice-data";
   std::uint64_t node_id = 0;
@@ -40,14 +43,13 @@ struct ServeOptions {
 };
 
 // The broker's main fiber. Returns the process exit code.
-int serve_main(Env& env, Event& shutdown, const ServeOptions& options, const Address& listen,
+int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& options, const Address& listen,
                const std::optional<Address>& advertise) {
-  sluice::kafka::BrokerConfig config;
+  sluice::kafka::BrokerConfig config = options.broker;
   config.node_id = static_cast<std::int32_t>(options.node_id);
-  config.data_dir = options.data_dir;
   sluice::kafka::Broker broker(env, config);
   if (auto opened = broker.open(); !opened) {
-    env.log().error("cannot open data directory '{}': {}", options.data_dir,
+    env.log().error("cannot open data directory '{}': {}", config.data_dir,
                     sluice::storage::to_string(opened.error()));
     return kExitFailure;
   }
@@ -62,7 +64,7 @@ int serve_main(Env& env, Event& shutdown, const ServeOptions& options, const Add
   broker.set_advertised(advertised);
   env.log().info(
       "sluice {} listening on {} (advertised as {}) with data directory '{}': Kafka broker node {}",
-      SLUICE_VERSION, bound->to_string(), advertised.to_string(), options.data_dir,
+      SLUICE_VERSION, bound->to_string(), advertised.to_string(), config.data_dir,
       options.node_id);
   shutdown.wait();
   env.log().info("shutting down: closing the listener, connections and partition logs");
@@ -71,7 +73,24 @@ int serve_main(Env& env, Event& shutdown, const ServeOptions& options, const Add
   return kExitOk;
 }
 
-int serve(const ServeOptions& options) {
+// Defaults, then the config file, then the flags given on the command line.
+std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions& flags, const CLI::App& command) {
+  sluice::runtime::ServeConfig config;
+  if (!flags.config_path.empty()) {
+    if (auto loaded = sluice::runtime::load_serve_config(flags.config_path, config); !loaded) {
+      std::fprintf(stderr, "sluice: %s\n", loaded.error().c_str());
+      return std::nullopt;
+    }
+  }
+  if (command.count("--listen") > 0) config.listen = flags.listen;
+  if (command.count("--data-dir") > 0) config.broker.data_dir = flags.data_dir;
+  if (command.count("--node-id") > 0) config.node_id = flags.node_id;
+  if (command.count("--log-level") > 0) config.log_level = flags.log_level;
+  if (command.count("--advertise") > 0) config.advertise = flags.advertise;
+  return config;
+}
+
+int serve(const sluice::runtime::ServeConfig& options) {
   sluice::LogLevel level = sluice::LogLevel::info;
   const bool level_known = sluice::parse_log_level(options.log_level, level);
   assert(level_known);  // CLI11 checked it
@@ -80,7 +99,8 @@ int serve(const ServeOptions& options) {
   auto address = Address::parse(options.listen);
   if (!address) {
     std::fprintf(stderr,
-                 "sluice: invalid --listen '%s': expected HOST:PORT ([::1]:9092 for IPv6)\n",
+                 "sluice: invalid listen address '%s' (--listen, or 'listen' in the config): expected "
+                 "HOST:PORT ([::1]:9092 for IPv6)\n",
                  options.listen.c_str());
     return kExitUsage;
   }
@@ -88,7 +108,8 @@ int serve(const ServeOptions& options) {
   if (!options.advertise.empty()) {
     auto parsed = Address::parse(options.advertise);
     if (!parsed || parsed->port == 0) {
-      std::fprintf(stderr, "sluice: invalid --advertise '%s': expected HOST:PORT\n",
+      std::fprintf(stderr, "sluice: invalid advertise address '%s' (--advertise, or 'advertise' in the config): "
+                   "expected HOST:PORT\n",
                    options.advertise.c_str());
       return kExitUsage;
     }
@@ -116,8 +137,15 @@ int main(int argc, char** argv) {
   CLI::App* serve_command = app.add_subcommand(
       "serve",
       "Run a Kafka-compatible broker node in the foreground until SIGINT or SIGTERM (a second "
-      "signal forces the stop). Speaks ApiVersions, Metadata, Produce, Fetch, ListOffsets and "
-      "InitProducerId; topics are created automatically on first Metadata request.");
+      "signal forces the stop). Speaks the Kafka protocol: produce, fetch, list offsets, "
+      "idempotent producers and the topic admin APIs; topics are created automatically on first "
+      "use unless the config turns that off. Settings come from the built-in defaults, then "
+      "--config FILE, then the flags below.");
+  serve_command
+      ->add_option("--config", options.config_path,
+                   "YAML config file (see runtime/serve_config.h and docs/sluice.example.yaml); "
+                   "unknown keys and bad values are refused")
+      ->check(CLI::ExistingFile);
   serve_command
       ->add_option("--listen", options.listen,
                    "HOST:PORT to accept clients on; IPv6 as [::1]:9092, port 0 picks "
@@ -148,7 +176,11 @@ int main(int argc, char** argv) {
     const int code = app.exit(error);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (serve_command->parsed()) return serve(options);
+  if (serve_command->parsed()) {
+    auto config = effective_config(options, *serve_command);
+    if (!config) return kExitUsage;
+    return serve(*config);
+  }
   if (topic_command.parsed()) return topic_command.run();
   return kExitUsage;
 }

@@ -1,0 +1,139 @@
+#include "runtime/serve_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+
+namespace sluice::runtime {
+
+namespace {
+
+// One accepted key: how to apply its scalar, and what it accepts (for the error message).
+struct Key {
+  std::string accepts;
+  std::function<bool(const YAML::Node&)> apply;  // false: the value is not acceptable
+};
+
+template <typename T>
+bool read_scalar(const YAML::Node& node, T& out) {
+  if (!node.IsScalar()) return false;
+  try {
+    out = node.as<T>();
+    return true;
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+}
+
+template <typename T>
+Key integer_key(T& target, std::int64_t minimum, std::int64_t maximum) {
+  return Key{"an integer in [" + std::to_string(minimum) + ", " + std::to_string(maximum) + "]",
+             [&target, minimum, maximum](const YAML::Node& node) {
+               std::int64_t value = 0;
+               if (!read_scalar(node, value) || value < minimum || value > maximum) return false;
+               target = static_cast<T>(value);
+               return true;
+             }};
+}
+
+Key milliseconds_key(Duration& target) {
+  return Key{"milliseconds, >= 1", [&target](const YAML::Node& node) {
+               std::int64_t value = 0;
+               if (!read_scalar(node, value) || value < 1) return false;
+               target = milliseconds(value);
+               return true;
+             }};
+}
+
+Key string_key(std::string& target, std::string accepts, std::function<bool(const std::string&)> valid) {
+  return Key{std::move(accepts), [&target, valid = std::move(valid)](const YAML::Node& node) {
+               std::string value;
+               if (!read_scalar(node, value) || !valid(value)) return false;
+               target = value;
+               return true;
+             }};
+}
+
+Key bool_key(bool& target) {
+  return Key{"true or false", [&target](const YAML::Node& node) { return read_scalar(node, target); }};
+}
+
+bool is_address(const std::string& text) { return Address::parse(text).has_value(); }
+
+std::expected<void, std::string> apply_map(const std::string& where, const YAML::Node& node,
+                                           const std::map<std::string, Key>& keys,
+                                           const std::map<std::string, std::map<std::string, Key>>& sections) {
+  if (!node.IsMap()) return std::unexpected(where + ": expected a mapping of keys to values");
+  for (const auto& entry : node) {
+    const std::string name = entry.first.as<std::string>();
+    const std::string path = where.empty() ? name : where + "." + name;
+    if (auto section = sections.find(name); section != sections.end()) {
+      if (auto applied = apply_map(path, entry.second, section->second, {}); !applied) return applied;
+      continue;
+    }
+    auto key = keys.find(name);
+    if (key == keys.end()) {
+      std::string known;
+      for (const auto& [known_name, unused] : keys) known += (known.empty() ? "" : ", ") + known_name;
+      for (const auto& [known_name, unused] : sections) known += (known.empty() ? "" : ", ") + known_name;
+      return std::unexpected("unknown key '" + path + "' (accepted here: " + known + ")");
+    }
+    if (!key->second.apply(entry.second)) {
+      return std::unexpected("invalid value for '" + path + "': expected " + key->second.accepts);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::expected<void, std::string> load_serve_config(const std::string& path, ServeConfig& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return std::unexpected("cannot read config file '" + path + "'");
+  } catch (const YAML::Exception& error) {
+    return std::unexpected("config file '" + path + "' is not valid YAML: " + error.what());
+  }
+  if (root.IsNull()) return {};  // an empty file changes nothing
+
+  kafka::BrokerConfig& broker = config.broker;
+  storage::LogConfig& log = broker.log;
+  constexpr std::int64_t kIntMax = INT32_MAX;
+  constexpr std::int64_t kLongMax = INT64_MAX;
+  const std::map<std::string, Key> top = {
+      {"node_id", integer_key(config.node_id, 0, kIntMax)},
+      {"data_directory", string_key(broker.data_dir, "a directory path", [](const std::string& value) { return !value.empty(); })},
+      {"listen", string_key(config.listen, "HOST:PORT", is_address)},
+      {"advertise", string_key(config.advertise, "HOST:PORT or \"\"", [](const std::string& value) { return value.empty() || is_address(value); })},
+      {"log_level", string_key(config.log_level, "trace, debug, info, warn or error", [](const std::string& value) {
+         LogLevel level;
+         return parse_log_level(value, level) && value != "off";
+       })},
+  };
+  const std::map<std::string, Key> kafka = {
+      {"auto_create_topics", bool_key(broker.auto_create_topics)},
+      {"default_partitions", integer_key(broker.default_partitions, 1, 100000)},
+      {"request_max_bytes", integer_key(broker.request_bytes_max, 1024, kIntMax)},
+      {"request_memory_max_bytes", integer_key(broker.request_memory_bytes_max, 1 << 20, kLongMax)},
+      {"idle_timeout_ms", milliseconds_key(broker.idle_timeout)},
+      {"retention_check_interval_ms", milliseconds_key(broker.retention_check_interval)},
+  };
+  const std::map<std::string, Key> topic_defaults = {
+      {"retention_ms", integer_key(log.retention_ms, -1, kLongMax)},
+      {"retention_bytes", integer_key(log.retention_bytes, -1, kLongMax)},
+      {"segment_bytes", integer_key(log.segment_bytes, 14, kIntMax)},
+      {"segment_ms", integer_key(log.segment_ms, 1, kLongMax)},
+      {"flush_messages", integer_key(log.flush_messages, 1, kLongMax)},
+      {"flush_ms", integer_key(log.flush_ms, -1, kLongMax)},
+      {"max_message_bytes", integer_key(log.max_batch_bytes, 61, kIntMax)},
+      {"min_insync_replicas", integer_key(broker.min_insync_replicas, 1, kIntMax)},
+  };
+  auto applied = apply_map("", root, top, {{"kafka", kafka}, {"topic_defaults", topic_defaults}});
+  if (!applied) return std::unexpected("config file '" + path + "': " + applied.error());
+  return {};
+}
+
+}  // namespace sluice::runtime

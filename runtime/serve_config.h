@@ -1,0 +1,47 @@
+#pragma once
+// What `sluice serve` runs with: built-in defaults, then a YAML file (--config), then command-line
+// flags. The file accepts only the keys below; an unknown key or a bad value is refused at start
+// with a message naming the key and what it accepts.
+//
+//   node_id: 0
+//   data_directory: ./sluice-data
+//   listen: 127.0.0.1:9092
+//   advertise: ""                    # default: the listen address as bound
+//   log_level: info                  # trace | debug | info | warn | error
+//   kafka:
+//     auto_create_topics: true
+//     default_partitions: 1
+//     request_max_bytes: 104857600   # socket.request.max.bytes
+//     request_memory_max_bytes: 268435456
+//     idle_timeout_ms: 600000
+//     retention_check_interval_ms: 300000
+//   topic_defaults:                  # log.* broker defaults; topics override them
+//     retention_ms: 604800000        # -1: keep forever
+//     retention_bytes: -1
+//     segment_bytes: 1073741824
+//     segment_ms: 604800000
+//     flush_messages: 1              # 1: every append durable before it is acknowledged
+//     flush_ms: -1
+//     max_message_bytes: 1048637
+//     min_insync_replicas: 1
+
+#include <cstdint>
+#include <expected>
+#include <string>
+
+#include "core/kafka/broker.h"
+
+namespace sluice::runtime {
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:9092";
+  std::string advertise;  // empty: the listen address as bound
+  std::string log_level = "info";
+  std::uint64_t node_id = 0;
+  kafka::BrokerConfig broker;  // its data_dir is the data directory
+};
+
+// Applies the YAML file at `path` over `config`. The error names the file and the key.
+std::expected<void, std::string> load_serve_config(const std::string& path, ServeConfig& config);
+
+}  // namespace sluice::runtime
