@@ -133,23 +133,11 @@ Bytes batch_of_size(std::size_t value_bytes) {
   return storage::build_batch(spec);
 }
 
-StructValue produce_request(std::string_view topic, Bytes batch) {
-  StructValue request = request_of(protocol::api::kProduce);
-  request.set("transactional_id", Value(protocol::Null{}));
-  request.set("acks", Value(std::int64_t{-1}));
-  request.set("timeout_ms", Value(std::int64_t{30000}));
-  StructValue& topic_data = request.add("topic_data");
-  topic_data.set("name", Value(std::string(topic)));
-  StructValue& partition = topic_data.add("partition_data");
-  partition.set("index", Value(std::int64_t{0}));
-  partition.set("records", Value(std::move(batch)));
-  return request;
-}
 
 // The partition response of an acks=all Produce v7 of one batch to partition 0.
 StructValue produce(Stream& stream, std::string_view topic, Bytes batch) {
   StructValue response =
-      call(stream, protocol::api::kProduce, 7, produce_request(topic, std::move(batch)));
+      call(stream, protocol::api::kProduce, 7, produce_request(topic, -1, std::move(batch)));
   return response.get_structs("responses").at(0).get_structs("partition_responses").at(0);
 }
 
@@ -432,9 +420,9 @@ TEST(BrokerMemoryBudgetSimTest, large_requests_wait_for_the_budget) {
     auto setup = broker.connect();
     ASSERT_EQ(create_topic(*setup, "big", 1, 1).get_int("error_code"), error::kNone);
     const Bytes first_request = encode_request(protocol::api::kProduce, 7, 1,
-                                               produce_request("big", batch_of_size(800 * 1024)));
+                                               produce_request("big", -1, batch_of_size(800 * 1024)));
     const Bytes second_request = encode_request(protocol::api::kProduce, 7, 2,
-                                                produce_request("big", batch_of_size(800 * 1024)));
+                                                produce_request("big", -1, batch_of_size(800 * 1024)));
     auto first = broker.connect();
     auto second = broker.connect();
     // The first request's size and most of its body: it holds 800 KiB of budget, unanswered.

@@ -127,6 +127,20 @@ inline StructValue request_of(std::int16_t api_key) {
 }
 
 // The stream was closed by the broker: the next read ends.
+// A Produce request of one batch to partition 0 of `topic`.
+inline StructValue produce_request(std::string_view topic, std::int16_t acks, Bytes batch) {
+  StructValue request = request_of(protocol::api::kProduce);
+  request.set("transactional_id", Value(protocol::Null{}));
+  request.set("acks", Value(std::int64_t{acks}));
+  request.set("timeout_ms", Value(std::int64_t{30000}));
+  StructValue& topic_data = request.add("topic_data");
+  topic_data.set("name", Value(std::string(topic)));
+  StructValue& partition = topic_data.add("partition_data");
+  partition.set("index", Value(std::int64_t{0}));
+  partition.set("records", Value(std::move(batch)));
+  return request;
+}
+
 inline bool closed_by_peer(Stream& stream) {
   std::byte byte{};
   auto read = stream.read_some(std::span(&byte, 1), kTestDeadline);

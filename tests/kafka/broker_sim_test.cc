@@ -45,18 +45,6 @@ StructValue metadata_request(std::string_view topic) {
   return request;
 }
 
-StructValue produce_request(std::string_view topic, std::int16_t acks, Bytes batch) {
-  StructValue request = request_of(protocol::api::kProduce);
-  request.set("transactional_id", Value(protocol::Null{}));
-  request.set("acks", Value(std::int64_t{acks}));
-  request.set("timeout_ms", Value(std::int64_t{30000}));
-  StructValue& topic_data = request.add("topic_data");
-  topic_data.set("name", Value(std::string(topic)));
-  StructValue& partition = topic_data.add("partition_data");
-  partition.set("index", Value(std::int64_t{0}));
-  partition.set("records", Value(std::move(batch)));
-  return request;
-}
 
 StructValue fetch_request(std::string_view topic, std::int64_t offset, std::int32_t max_wait_ms) {
   StructValue request = request_of(protocol::api::kFetch);
