@@ -243,8 +243,8 @@ StructValue Broker::handle_list_offsets(std::int16_t /*version*/, const StructVa
         if (!found) {
           out.set("error_code", int_value(kafka_error_code(found.error())));
         } else if (*found) {
-          // The response's timestamp stays -1: the matching batch's timestamp is not looked up.
-          out.set("offset", int_value(**found));
+          out.set("offset", int_value((*found)->offset));
+          out.set("timestamp", int_value((*found)->timestamp_ms));
         }
       }
     }

@@ -465,35 +465,36 @@ namespace {
 // The first record of a batch (whose max timestamp is >= the target) with a timestamp >= the
 // target, as Kafka's ListOffsets answers. Compressed batches would need decompressing: for them
 // (and LogAppendTime batches, whose records all carry the batch time) the batch's base offset.
-std::int64_t first_offset_at_or_after(const BatchHeader& header, std::span<const std::byte> batch,
-                                      std::int64_t timestamp_ms) {
-  if (header.log_append_time() || header.compression() != Compression::none) return header.base_offset;
-  if (!validate_stored_batch(batch)) return header.base_offset;
+TimestampedOffset first_offset_at_or_after(const BatchHeader& header, std::span<const std::byte> batch,
+                                           std::int64_t timestamp_ms) {
+  const TimestampedOffset whole_batch{header.base_offset, header.max_timestamp};
+  if (header.log_append_time() || header.compression() != Compression::none) return whole_batch;
+  if (!validate_stored_batch(batch)) return whole_batch;
   auto records = decode_records(batch);
-  if (!records) return header.base_offset;
+  if (!records) return whole_batch;
   for (const RecordView& record : *records) {
-    if (record.timestamp_ms >= timestamp_ms) return record.offset;
+    if (record.timestamp_ms >= timestamp_ms) return TimestampedOffset{record.offset, record.timestamp_ms};
   }
-  return header.base_offset;
+  return whole_batch;
 }
 
 }  // namespace
 
-std::expected<std::optional<std::int64_t>, LogError> PartitionLog::lookup_offset_by_timestamp(std::int64_t timestamp_ms) {
+std::expected<std::optional<TimestampedOffset>, LogError> PartitionLog::lookup_offset_by_timestamp(std::int64_t timestamp_ms) {
   LockGuard guard(mutex_);
   if (closed_) return std::unexpected(LogError::closed);
   auto holder = std::find_if(segments_.begin(), segments_.end(), [timestamp_ms](const std::shared_ptr<Segment>& segment) {
     return segment->largest_timestamp_ms() >= timestamp_ms;
   });
-  if (holder == segments_.end()) return std::optional<std::int64_t>{};
+  if (holder == segments_.end()) return std::optional<TimestampedOffset>{};
   Segment& segment = **holder;
   const std::int64_t scan_from = segment.base_offset() + segment.time_index().scan_start(timestamp_ms);
   auto located = segment.locate(scan_from, config_.index_interval_bytes);
   if (!located) return std::unexpected(from_disk(located.error()));
   if (!*located) return std::unexpected(LogError::corrupt);
-  std::optional<std::int64_t> found;
+  std::optional<TimestampedOffset> found;
   WalkOptions options;
-  options.verify_crc = false;  // only headers are used; readers verify what they fetch
+  options.verify_crc = false;  // headers locate the batch; its records are decoded only if its CRC holds
   auto walked = segment.walk((*located)->position, (*located)->base_offset, options,
                              [&found, timestamp_ms](const BatchHeader& header, std::uint64_t, std::span<const std::byte> batch) {
                                if (header.max_timestamp < timestamp_ms) return Visit::next;
@@ -502,7 +503,8 @@ std::expected<std::optional<std::int64_t>, LogError> PartitionLog::lookup_offset
                              });
   if (!walked) return std::unexpected(from_disk(walked.error()));
   if (!found) return std::unexpected(LogError::corrupt);  // the index promised a batch that is not readable
-  return std::optional<std::int64_t>(std::max(*found, log_start_offset_));
+  if (found->offset < log_start_offset_) found->offset = log_start_offset_;
+  return found;
 }
 
 std::expected<void, LogError> PartitionLog::for_each_batch_header(const std::function<void(const BatchHeader&)>& visit) {

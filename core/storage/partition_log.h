@@ -113,6 +113,13 @@ struct ReadResult {
   std::vector<FileRange> ranges;   // the same bytes, where they lie in segment files
 };
 
+// What ListOffsets answers for a timestamp: the record's offset and its timestamp.
+struct TimestampedOffset {
+  std::int64_t offset = 0;
+  std::int64_t timestamp_ms = 0;
+  bool operator==(const TimestampedOffset&) const = default;
+};
+
 struct LogStats {
   std::uint64_t batches_scanned_on_recovery = 0;
   std::uint64_t segments_loaded_from_index_files = 0;
@@ -150,7 +157,7 @@ class PartitionLog {
 
   // The offset of the first record whose timestamp >= timestamp_ms (ListOffsets); for compressed
   // or LogAppendTime batches, the base offset of the first batch whose max timestamp is >= it.
-  std::expected<std::optional<std::int64_t>, LogError> lookup_offset_by_timestamp(std::int64_t timestamp_ms);
+  std::expected<std::optional<TimestampedOffset>, LogError> lookup_offset_by_timestamp(std::int64_t timestamp_ms);
 
   // Every batch header from the first segment, in order (producer-state rebuild). CRCs are not
   // re-checked (recovery did); an unreadable region is skipped, logged and counted.

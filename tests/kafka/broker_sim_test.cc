@@ -187,6 +187,44 @@ TEST_F(BrokerSimTest, produce_then_fetch_round_trips_the_records) {
   }));
 }
 
+TEST_F(BrokerSimTest, list_offsets_answers_earliest_latest_and_by_timestamp) {
+  ASSERT_TRUE(run_in_fiber(world_, [&] {
+    auto stream = connect();
+    send(*stream, protocol::api::kMetadata, 4, 1, metadata_request("times"));
+    ASSERT_TRUE(receive(*stream, protocol::api::kMetadata, 4, 1, false).has_value());
+    // Two batches: offsets 0-2 at times 1000, 1010, 1020 and offsets 3-4 at 2000, 2010.
+    for (std::int64_t base_timestamp : {1000, 2000}) {
+      storage::BatchSpec spec;
+      spec.base_timestamp_ms = base_timestamp;
+      const int records = base_timestamp == 1000 ? 3 : 2;
+      for (int i = 0; i < records; ++i) {
+        auto record = record_of("v");
+        record.timestamp_delta_ms = 10 * i;
+        spec.records.push_back(record);
+      }
+      ASSERT_EQ(call(*stream, protocol::api::kProduce, 7, produce_request("times", -1, storage::build_batch(spec)))
+                    .get_structs("responses").at(0).get_structs("partition_responses").at(0).get_int("error_code"),
+                0);
+    }
+    auto list = [&](std::int64_t timestamp) {
+      StructValue request = request_of(protocol::api::kListOffsets);
+      request.set("replica_id", Value(std::int64_t{-1}));
+      StructValue& topic = request.add("topics");
+      topic.set("name", Value(std::string("times")));
+      topic.add("partitions").set("partition_index", Value(std::int64_t{0})).set("timestamp", Value(timestamp));
+      StructValue response = call(*stream, protocol::api::kListOffsets, 1, request);
+      const StructValue& partition = response.get_structs("topics").at(0).get_structs("partitions").at(0);
+      EXPECT_EQ(partition.get_int("error_code"), 0);
+      return std::pair{partition.get_int("offset"), partition.get_int("timestamp")};
+    };
+    EXPECT_EQ(list(-2).first, 0);   // earliest
+    EXPECT_EQ(list(-1).first, 5);   // latest: the high watermark
+    EXPECT_EQ(list(1005), (std::pair<std::int64_t, std::int64_t>{1, 1010}));  // first record at or after
+    EXPECT_EQ(list(1500), (std::pair<std::int64_t, std::int64_t>{3, 2000}));
+    EXPECT_EQ(list(9999).first, -1);  // nothing that late
+  }));
+}
+
 TEST_F(BrokerSimTest, fetch_long_poll_is_woken_by_an_append) {
   ASSERT_TRUE(run_in_fiber(world_, [&] {
     auto consumer = connect();

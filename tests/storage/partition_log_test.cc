@@ -214,13 +214,13 @@ TEST(PartitionLog, lookup_by_timestamp_agrees_with_a_linear_scan) {
     for (std::int64_t target = kTimestampMs - 5; target <= kTimestampMs + 410; target += 3) {
       // Reference: the first record, in offset order within the first batch that reaches the
       // target, whose own timestamp does.
-      std::optional<std::int64_t> expected;
+      std::optional<TimestampedOffset> expected;
       for (const auto& batch : scanned) {
         if (batch.header.max_timestamp < target) continue;
         const auto records = decode_records(batch.bytes).value();
         for (const auto& record : records) {
           if (record.timestamp_ms >= target) {
-            expected = record.offset;
+            expected = TimestampedOffset{record.offset, record.timestamp_ms};
             break;
           }
         }
@@ -254,7 +254,7 @@ TEST(PartitionLog, clean_shutdown_then_reopen_skips_the_scan) {
     ASSERT_TRUE(read);
     EXPECT_EQ(read->bytes, concat(stored, 0, stored.size()));
     // Batch 9 holds offsets 18 (timestamp +9) and 19 (+10).
-    EXPECT_EQ(*reopened->lookup_offset_by_timestamp(kTimestampMs + 10), 19);
+    EXPECT_EQ(*reopened->lookup_offset_by_timestamp(kTimestampMs + 10), (TimestampedOffset{19, kTimestampMs + 10}));
   });
   // The marker was consumed: a crash now means a full scan.
   reopened.reset();
