@@ -10,29 +10,10 @@ set -euo pipefail
 
 sluice=${1:?usage: kcat_codecs_test.sh SLUICE_BINARY [COUNT]}
 count=${2:-100000}
-python=/usr/bin/python3
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-broker_pid=""
-cleanup() {
-  if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then kill -KILL "$broker_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  tail -n 30 "$work/broker.log" >&2 || true
-  exit 1
-}
-
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-brokers="127.0.0.1:$port"
-"$sluice" serve --listen "$brokers" --data-dir "$work/data" >"$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 1 100); do
-  "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-  sleep 0.1
-done
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+start_broker
 
 # 1,000 distinct keys; the value carries the sequence number so order can be checked.
 awk -v n="$count" 'BEGIN { for (i = 0; i < n; i++) printf "key-%04d:%08d\n", i % 1000, i }' >"$work/sent.txt"
@@ -71,7 +52,5 @@ done
 echo "== confluent-kafka: headers, null keys and null values"
 timeout 60 "$python" "$here/confluent_kafka_headers.py" "$brokers" headers-topic || fail "headers and nulls"
 
-kill -TERM "$broker_pid"
-wait "$broker_pid" || fail "broker exit status $? after SIGTERM"
-broker_pid=""
+stop_broker
 echo "PASS: kcat codecs and confluent-kafka headers against sluice on $brokers"

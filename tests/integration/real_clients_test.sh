@@ -10,51 +10,11 @@
 set -euo pipefail
 
 sluice=${1:?usage: real_clients_test.sh SLUICE_BINARY}
-python=/usr/bin/python3  # Debian's client packages serve this interpreter (DESIGN.md)
 here=$(cd "$(dirname "$0")" && pwd)
 count=500
-
-for tool in kcat "$python"; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run ci/install-deps.sh" >&2; exit 1; }
-done
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 "$python" -c 'import kafka, confluent_kafka' || { echo "missing python3-kafka or python3-confluent-kafka" >&2; exit 1; }
-
-work=$(mktemp -d)
-broker_pid=""
-cleanup() {
-  if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then kill -KILL "$broker_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  echo "---- broker log ----" >&2
-  tail -n 40 "$work/broker.log" >&2 || true
-  exit 1
-}
-
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-brokers="127.0.0.1:$port"
-
-start_broker() {
-  "$sluice" serve --listen "$brokers" --data-dir "$work/data" >>"$work/broker.log" 2>&1 &
-  broker_pid=$!
-  for _ in $(seq 1 100); do
-    if "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  fail "broker did not start listening on $brokers"
-}
-
-stop_broker() {
-  kill -TERM "$broker_pid"
-  local status=0
-  timeout 20 tail --pid="$broker_pid" -f /dev/null || fail "broker did not stop within 20 s of SIGTERM"
-  wait "$broker_pid" || status=$?
-  broker_pid=""
-  [ "$status" -eq 0 ] || fail "broker exited with $status after SIGTERM"
-}
 
 start_broker
 

@@ -6,23 +6,9 @@
 set -euo pipefail
 sluice=${1:?usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML}
 example=${2:?usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML}
-python=/usr/bin/python3
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; cat "$work/broker.log" >&2 2>/dev/null || true; exit 1; }
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_listening() {
-  for _ in $(seq 1 100); do
-    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "nothing listens on port $1"
-}
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 port=$(free_port)
 cat >"$work/sluice.yaml" <<YAML
@@ -34,27 +20,27 @@ topic_defaults:
   retention_ms: 3600000
 YAML
 "$sluice" serve --config "$work/sluice.yaml" >"$work/broker.log" 2>&1 &
-pid=$!
+broker_pid=$!
 wait_listening "$port"
 echo hello | timeout 20 kcat -b "127.0.0.1:$port" -P -t configured || fail "produce"
 timeout 20 kcat -b "127.0.0.1:$port" -L -t configured | grep -q 'topic "configured" with 3 partitions' \
   || fail "default_partitions from the file was not applied"
 [ -d "$work/data" ] || fail "data_directory from the file was not used"
-kill -TERM "$pid"; wait "$pid" || fail "exit status after SIGTERM"; pid=""
+stop_broker
 
 # A flag overrides the file.
 other=$(free_port)
 "$sluice" serve --config "$work/sluice.yaml" --listen "127.0.0.1:$other" >"$work/broker.log" 2>&1 &
-pid=$!
+broker_pid=$!
 wait_listening "$other"
-kill -TERM "$pid"; wait "$pid" || fail "exit status after SIGTERM"; pid=""
+stop_broker
 
 # The shipped example parses (on a free port and a scratch directory).
 "$sluice" serve --config "$example" --listen 127.0.0.1:0 --data-dir "$work/example" >"$work/broker.log" 2>&1 &
-pid=$!
+broker_pid=$!
 sleep 1
-kill -0 "$pid" 2>/dev/null || fail "the example config was refused: $(cat "$work/broker.log")"
-kill -TERM "$pid"; wait "$pid" || fail "exit status after SIGTERM"; pid=""
+kill -0 "$broker_pid" 2>/dev/null || fail "the example config was refused: $(cat "$work/broker.log")"
+stop_broker
 
 expect_refused() {
   local file="$1" key="$2" status=0

@@ -6,46 +6,11 @@
 set -euo pipefail
 
 sluice=${1:?usage: topic_cli_test.sh SLUICE_BINARY}
-python=/usr/bin/python3
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+start_broker
 
-for tool in kcat "$python"; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run ci/install-deps.sh" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
-broker_pid=""
-cleanup() {
-  if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
-    kill -TERM "$broker_pid"
-    timeout 20 tail --pid="$broker_pid" -f /dev/null || kill -KILL "$broker_pid"
-    wait "$broker_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  echo "---- broker log ----" >&2
-  tail -n 40 "$work/broker.log" >&2 || true
-  exit 1
-}
-
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port=$(free_port)
-brokers="127.0.0.1:$port"
-
-"$sluice" serve --listen "$brokers" --data-dir "$work/data" >>"$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 1 100); do
-  if "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-
-# topic ARGS...: runs `sluice topic ARGS --brokers $brokers`; stdout in $work/out, stderr in
-# $work/err, exit code in $status.
 topic() {
   status=0
   timeout 30 "$sluice" topic "$@" --brokers "$brokers" >"$work/out" 2>"$work/err" || status=$?
@@ -138,4 +103,5 @@ status=0
 "$sluice" topic list --brokers not-an-address >"$work/out" 2>"$work/err" || status=$?
 expect_status 2 "bad --brokers"
 
+stop_broker
 echo "PASS"
