@@ -7,22 +7,16 @@
 #include <vector>
 
 #include "tests/runtime/runtime_test_util.h"
+#include "tests/testing/file_text.h"
 
 namespace sluice::runtime {
 namespace {
 
+using sluice::testing::read_all;
+
 using testing::as_bytes;
 using testing::TempDirectory;
 using testing::test_env_options;
-
-std::string read_all(File& file) {
-  auto size = file.size();
-  EXPECT_TRUE(size.has_value());
-  std::vector<std::byte> buffer(size.value_or(0));
-  auto got = file.read_at(0, buffer);
-  EXPECT_TRUE(got.has_value());
-  return std::string(reinterpret_cast<const char*>(buffer.data()), got.value_or(0));
-}
 
 TEST(RuntimeDisk, file_write_append_read_truncate_and_sync) {
   TempDirectory directory;

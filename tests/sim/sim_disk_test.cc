@@ -3,23 +3,16 @@
 #include <gtest/gtest.h>
 
 #include "tests/sim/sim_test_util.h"
+#include "tests/testing/file_text.h"
 
 namespace sluice::sim {
 namespace {
 
+using sluice::testing::read_all;
+
 using testing::bytes_of;
 using testing::run_in_fiber;
 using testing::text_of;
-
-std::string read_all(File& file) {
-  auto size = file.size();
-  EXPECT_TRUE(size.has_value());
-  std::vector<std::byte> buffer(size.value_or(0));
-  auto got = file.read_at(0, buffer);
-  EXPECT_TRUE(got.has_value());
-  buffer.resize(got.value_or(0));
-  return text_of(buffer);
-}
 
 struct sim_disk : ::testing::Test {
   SimWorld world{7};
