@@ -9,6 +9,7 @@
 namespace sluice::kafka {
 
 using protocol::StructValue;
+using protocol::int_value;
 using protocol::Value;
 
 namespace {
@@ -19,10 +20,6 @@ constexpr std::int64_t kResourceBroker = 4;
 constexpr std::int64_t kSourceDynamicTopic = 1;
 constexpr std::int64_t kSourceDefault = 5;
 constexpr std::int64_t kUseDefault = -1;  // num_partitions / replication_factor (CreateTopics v4+)
-
-Value int_value(std::int64_t number) {
-  return Value(number);
-}
 
 Value text_or_null(std::optional<std::string> text) {
   if (!text) return Value(protocol::Null{});

@@ -9,6 +9,7 @@
 namespace sluice::kafka {
 
 using protocol::StructValue;
+using protocol::int_value;
 using protocol::Value;
 
 namespace {
@@ -22,10 +23,6 @@ const protocol::MessageSchema& schema_of(std::int16_t api_key) {
   const protocol::MessageSchema* schema = protocol::find_schema(api_key);
   assert(schema != nullptr);
   return *schema;
-}
-
-Value int_value(std::int64_t number) {
-  return Value(number);
 }
 
 std::int16_t kafka_error_code(storage::LogError error) {

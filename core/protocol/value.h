@@ -115,6 +115,10 @@ struct StructValue {
   StructValue& add(std::string_view array_name);
 };
 
+// An integer field value. Value's constructors take std::int64_t, bool and double, so a plain
+// int (an error code, an index) would be ambiguous: this says which one is meant.
+inline Value int_value(std::int64_t number) { return Value(number); }
+
 inline Value::Value(std::vector<StructValue> structs) : value_(std::move(structs)) {}
 inline Value::Value(StructValue structure) : value_(std::make_shared<StructValue>(std::move(structure))) {}
 
