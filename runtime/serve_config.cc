@@ -46,6 +46,15 @@ Key milliseconds_key(Duration& target) {
              }};
 }
 
+Key minutes_key(Duration& target) {
+  return Key{"minutes, >= 1", [&target](const YAML::Node& node) {
+               std::int64_t value = 0;
+               if (!read_scalar(node, value) || value < 1 || value > INT32_MAX) return false;
+               target = std::chrono::minutes(value);
+               return true;
+             }};
+}
+
 Key string_key(std::string& target, std::string accepts, std::function<bool(const std::string&)> valid) {
   return Key{std::move(accepts), [&target, valid = std::move(valid)](const YAML::Node& node) {
                std::string value;
@@ -131,8 +140,23 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
       {"max_message_bytes", integer_key(log.max_batch_bytes, 61, kIntMax)},
       {"min_insync_replicas", integer_key(broker.min_insync_replicas, 1, kIntMax)},
   };
-  auto applied = apply_map("", root, top, {{"kafka", kafka}, {"topic_defaults", topic_defaults}});
+  group::GroupConfig& group = broker.group;
+  const std::map<std::string, Key> groups = {
+      {"initial_rebalance_delay_ms", integer_key(group.initial_rebalance_delay_ms, 0, kIntMax)},
+      {"min_session_timeout_ms", integer_key(group.session_timeout_ms_min, 1, kIntMax)},
+      {"max_session_timeout_ms", integer_key(group.session_timeout_ms_max, 1, kIntMax)},
+      {"max_size", integer_key(group.group_size_max, 1, kIntMax)},
+      {"offsets_topic_partitions", integer_key(broker.offsets_topic_partitions, 1, 1000)},
+      {"offsets_retention_minutes", minutes_key(broker.offsets_retention)},
+      {"offsets_retention_check_interval_ms", milliseconds_key(broker.offsets_retention_check_interval)},
+  };
+  auto applied = apply_map("", root, top,
+                           {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}});
   if (!applied) return std::unexpected("config file '" + path + "': " + applied.error());
+  if (group.session_timeout_ms_min > group.session_timeout_ms_max) {
+    return std::unexpected("config file '" + path +
+                           "': groups.min_session_timeout_ms must not exceed groups.max_session_timeout_ms");
+  }
   return {};
 }
 

@@ -24,6 +24,14 @@
 //     flush_ms: -1
 //     max_message_bytes: 1048637
 //     min_insync_replicas: 1
+//   groups:                          # consumer groups (group.* and offsets.* broker configs)
+//     initial_rebalance_delay_ms: 3000
+//     min_session_timeout_ms: 6000
+//     max_session_timeout_ms: 1800000
+//     max_size: 2147483647
+//     offsets_topic_partitions: 50   # fixed once __consumer_offsets exists
+//     offsets_retention_minutes: 10080
+//     offsets_retention_check_interval_ms: 600000
 
 #include <cstdint>
 #include <expected>

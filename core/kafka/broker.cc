@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/kafka/connection.h"
+#include "core/kafka/group_coordinator.h"
 #include "core/protocol/messages.h"
 
 namespace sluice::kafka {
@@ -21,6 +22,11 @@ constexpr std::int16_t kHandledApis[] = {
     protocol::api::kMetadata,        protocol::api::kApiVersions,  protocol::api::kInitProducerId,
     protocol::api::kCreateTopics,    protocol::api::kDeleteTopics, protocol::api::kDeleteRecords,
     protocol::api::kDescribeConfigs, protocol::api::kAlterConfigs, protocol::api::kCreatePartitions,
+    // Consumer groups: all or none, with every minimum version at 0 (PROTOCOL.md §1, trap 1).
+    protocol::api::kFindCoordinator, protocol::api::kJoinGroup,   protocol::api::kSyncGroup,
+    protocol::api::kHeartbeat,       protocol::api::kLeaveGroup,  protocol::api::kOffsetCommit,
+    protocol::api::kOffsetFetch,     protocol::api::kDescribeGroups, protocol::api::kListGroups,
+    protocol::api::kDeleteGroups,    protocol::api::kOffsetDelete,
 };
 
 TopicSettings topic_defaults(const BrokerConfig& config) {
@@ -29,13 +35,23 @@ TopicSettings topic_defaults(const BrokerConfig& config) {
                        .cleanup_policy = "delete"};
 }
 
+CoordinatorConfig coordinator_config(const BrokerConfig& config) {
+  return CoordinatorConfig{.group = config.group,
+                           .offsets_topic_partitions = config.offsets_topic_partitions,
+                           .offsets_retention = config.offsets_retention,
+                           .offsets_retention_check_interval = config.offsets_retention_check_interval};
+}
+
 }  // namespace
+
+bool is_internal_topic(std::string_view name) { return name == group::kOffsetsTopic; }
 
 Broker::Broker(Env& env, BrokerConfig config)
     : env_(env),
       config_(std::move(config)),
       log_(env.log().with_component("broker")),
       topics_(env, config_.data_dir, topic_defaults(config_)),
+      groups_(std::make_unique<GroupCoordinator>(env, topics_, coordinator_config(config_))),
       request_memory_(config_.request_memory_bytes_max) {
   assert(config_.default_partitions > 0);
   assert(config_.request_bytes_max > 0);
@@ -56,7 +72,8 @@ std::expected<void, storage::LogError> Broker::open() {
     return std::unexpected(storage::LogError::io);
   }
   next_producer_id_ = std::max<std::int64_t>(env_.clock().wall_ms(), 0) * 1000;
-  return topics_.recover();
+  if (auto recovered = topics_.recover(); !recovered) return recovered;
+  return groups_->open();
 }
 
 std::expected<Address, NetError> Broker::serve(const Address& listen) {
@@ -75,6 +92,7 @@ std::expected<Address, NetError> Broker::serve(const Address& listen) {
     housekeeping_loop("flush.ms", config_.flush_check_interval,
                       [](storage::PartitionLog& log) { return log.flush_if_due(); });
   });
+  groups_->start(*scope_);
   return listener_->local_address();
 }
 
@@ -142,7 +160,7 @@ const protocol::MessageSchema* Broker::handled_schema(std::int16_t api_key) cons
 
 std::optional<StructValue> Broker::handle(const protocol::RequestHeader& header,
                                           const protocol::MessageSchema& schema,
-                                          StructValue& request) {
+                                          StructValue& request, const RequestContext& context) {
   assert(schema.valid.contains(header.api_version));
   const std::int16_t version = header.api_version;
   switch (header.api_key) {
@@ -170,6 +188,28 @@ std::optional<StructValue> Broker::handle(const protocol::RequestHeader& header,
       return handle_alter_configs(version, request);
     case protocol::api::kDeleteRecords:
       return handle_delete_records(version, request);
+    case protocol::api::kFindCoordinator:
+      return handle_find_coordinator(version, request);
+    case protocol::api::kJoinGroup:
+      return handle_join_group(version, request, context);
+    case protocol::api::kSyncGroup:
+      return handle_sync_group(version, request);
+    case protocol::api::kHeartbeat:
+      return handle_heartbeat(version, request);
+    case protocol::api::kLeaveGroup:
+      return handle_leave_group(version, request);
+    case protocol::api::kOffsetCommit:
+      return handle_offset_commit(version, request);
+    case protocol::api::kOffsetFetch:
+      return handle_offset_fetch(version, request);
+    case protocol::api::kDescribeGroups:
+      return handle_describe_groups(version, request);
+    case protocol::api::kListGroups:
+      return handle_list_groups(version, request);
+    case protocol::api::kDeleteGroups:
+      return handle_delete_groups(version, request);
+    case protocol::api::kOffsetDelete:
+      return handle_offset_delete(version, request);
     default:
       break;
   }
@@ -217,7 +257,7 @@ namespace {
 void describe_topic(const Topic& topic, std::int32_t node_id, StructValue& out) {
   out.set("error_code", Value(std::int64_t{error::kNone}));
   out.set("name", Value(topic.name));
-  out.set("is_internal", Value(false));
+  out.set("is_internal", Value(is_internal_topic(topic.name)));
   for (const auto& partition : topic.partitions) {
     StructValue& described = out.add("partitions");
     described.set("error_code", Value(std::int64_t{error::kNone}));

@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "core/env/env.h"
+#include "core/group/group_state_machine.h"
 #include "core/kafka/topic_manager.h"
 #include "core/protocol/codec.h"
 #include "core/protocol/schema.h"
@@ -58,7 +59,24 @@ struct BrokerConfig {
   // Topic defaults (log.* broker configs); topics override them (topic_config.h).
   storage::LogConfig log;
   std::int32_t min_insync_replicas = 1;
+  // Consumer groups: group.min/max.session.timeout.ms, group.initial.rebalance.delay.ms,
+  // group.max.size.
+  group::GroupConfig group;
+  std::int32_t offsets_topic_partitions = 50;                 // offsets.topic.num.partitions
+  Duration offsets_retention = milliseconds(7LL * 24 * 3600 * 1000);  // offsets.retention.minutes
+  Duration offsets_retention_check_interval = milliseconds(600000);  // offsets.retention.check.interval.ms
 };
+
+class GroupCoordinator;
+
+// Who sent a request (JoinGroup records it; DescribeGroups reports it).
+struct RequestContext {
+  std::string client_id;
+  std::string client_host;  // as Kafka writes it: "/" + the peer's address
+};
+
+// Kafka's internal topics: clients may read them but not write, delete or repartition them.
+bool is_internal_topic(std::string_view name);
 
 class Broker {
  public:
@@ -79,12 +97,14 @@ class Broker {
   // Answers one decoded request. nullopt: send no response (Produce with acks=0).
   std::optional<protocol::StructValue> handle(const protocol::RequestHeader& header,
                                               const protocol::MessageSchema& schema,
-                                              protocol::StructValue& request);
+                                              protocol::StructValue& request,
+                                              const RequestContext& context = {});
   // The ApiVersions response body (also used for the KIP-511 fallback).
   protocol::StructValue api_versions_response(std::int16_t error_code) const;
 
   const BrokerConfig& config() const { return config_; }
   TopicManager& topics() { return topics_; }
+  GroupCoordinator& groups() { return *groups_; }
   Env& env() { return env_; }
   std::size_t connections_open() const { return connections_open_; }
   // The request memory budget (connection.cc acquires a frame's size before reading its body).
@@ -119,6 +139,19 @@ class Broker {
                                              const protocol::StructValue& request);
   protocol::StructValue handle_delete_records(std::int16_t version,
                                               const protocol::StructValue& request);
+  // Consumer-group APIs (broker_group.cc).
+  protocol::StructValue handle_find_coordinator(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_join_group(std::int16_t version, const protocol::StructValue& request,
+                                          const RequestContext& context);
+  protocol::StructValue handle_sync_group(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_heartbeat(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_leave_group(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_offset_commit(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_offset_fetch(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_describe_groups(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_list_groups(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_delete_groups(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_offset_delete(std::int16_t version, const protocol::StructValue& request);
   // One CreateTopics topic: validation, then creation unless `validate_only`.
   void create_one_topic(const protocol::StructValue& wanted, bool validate_only,
                         protocol::StructValue& result);
@@ -137,6 +170,7 @@ class Broker {
   BrokerConfig config_;
   Log log_;
   TopicManager topics_;
+  std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Scope> scope_;             // the accept fiber
   std::unique_ptr<Scope> connection_scope_;  // child of scope_: one fiber per connection

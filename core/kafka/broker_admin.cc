@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/kafka/broker.h"
+#include "core/kafka/group_coordinator.h"
 #include "core/protocol/messages.h"
 
 namespace sluice::kafka {
@@ -186,8 +187,14 @@ StructValue Broker::handle_delete_topics(std::int16_t /*version*/, const StructV
     const std::string& name = name_value.as_string();
     StructValue& result = response.add("responses");
     result.set("name", Value(name));
+    if (is_internal_topic(name)) {
+      // The groups' committed offsets live there.
+      result.set("error_code", int_value(error::kInvalidTopic));
+      continue;
+    }
     auto deleted = topics_.delete_topic(name);
     result.set("error_code", int_value(deleted ? error::kNone : topic_error_code(deleted.error())));
+    if (deleted) groups_->on_topic_deleted(name);
   }
   return response;
 }
@@ -210,6 +217,10 @@ StructValue Broker::handle_create_partitions(std::int16_t /*version*/, const Str
       if (topic == nullptr) {
         return Outcome::fail(error::kUnknownTopicOrPartition,
                              "Topic '" + name + "' does not exist");
+      }
+      if (is_internal_topic(name)) {
+        return Outcome::fail(error::kInvalidTopic, "Topic '" + name +
+                                                       "' is internal: groups are placed by its partition count");
       }
       const auto current = static_cast<std::int64_t>(topic->partitions.size());
       const std::int64_t count = wanted.get_int("count");
@@ -366,6 +377,10 @@ StructValue Broker::handle_delete_records(std::int16_t /*version*/, const Struct
       const std::shared_ptr<Partition> partition = topics_.find(name, index);
       if (partition == nullptr) {
         out.set("error_code", int_value(error::kUnknownTopicOrPartition));
+        continue;
+      }
+      if (is_internal_topic(name)) {
+        out.set("error_code", int_value(error::kInvalidTopic));
         continue;
       }
       const std::shared_ptr<storage::PartitionLog> log = partition->log;

@@ -81,6 +81,8 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
   const std::shared_ptr<Partition> partition =
       topics_.find(topic, static_cast<std::int32_t>(partition_data.get_int("index")));
   if (partition == nullptr) return set_error(error::kUnknownTopicOrPartition);
+  // Only the group coordinator writes __consumer_offsets (Kafka answers the same).
+  if (is_internal_topic(topic)) return set_error(error::kInvalidTopic);
   Value& records = partition_data["records"];
   if (records.is_null() || records.as_bytes().empty()) return set_error(error::kInvalidRecord);
   Bytes& batch = records.as_bytes();

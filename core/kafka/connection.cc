@@ -41,7 +41,7 @@ Encoded encode_response(const RequestHeader& header, const protocol::MessageSche
   return out;
 }
 
-Answer answer(Broker& broker, std::span<const std::byte> frame, const Log& log) {
+Answer answer(Broker& broker, std::span<const std::byte> frame, const std::string& client_host, const Log& log) {
   ByteReader reader(frame);
   auto header = protocol::decode_request_header(reader);
   if (!header) {
@@ -76,7 +76,8 @@ Answer answer(Broker& broker, std::span<const std::byte> frame, const Log& log) 
               protocol::to_string(request.error()));
     return Answer::close_connection();
   }
-  auto response = broker.handle(*header, *schema, *request);
+  const RequestContext context{.client_id = header->client_id.value_or(""), .client_host = client_host};
+  auto response = broker.handle(*header, *schema, *request, context);
   if (!response) return Answer::nothing();
   return Answer::send(encode_response(*header, *schema, header->api_version, *response));
 }
@@ -99,7 +100,7 @@ class BudgetHold {
 constexpr std::uint32_t kUnbudgetedRequestBytes = 64 * 1024;
 
 // One request/response exchange: false when the connection should end.
-bool serve_one_request(Broker& broker, Stream& stream, const Log& log) {
+bool serve_one_request(Broker& broker, Stream& stream, const std::string& client_host, const Log& log) {
   Env& env = broker.env();
   const BrokerConfig& config = broker.config();
   Semaphore& budget = broker.request_memory();
@@ -125,7 +126,7 @@ bool serve_one_request(Broker& broker, Stream& stream, const Log& log) {
   const BudgetHold hold(budget, charged);
   auto frame = read_frame_body(stream, *size, env.deadline_after(config.idle_timeout));
   if (!frame) return false;
-  const Answer reply = answer(broker, *frame, log);
+  const Answer reply = answer(broker, *frame, client_host, log);
   if (reply.close) return false;
   if (!reply.response) return true;
   assert(reply.response->body.size() >= 4);  // at least the correlation id
@@ -140,7 +141,8 @@ bool serve_one_request(Broker& broker, Stream& stream, const Log& log) {
 void serve_connection(Broker& broker, Stream& stream) {
   const Log log = broker.env().log().with_component("conn " + stream.peer_address().to_string());
   // Bounded by the connection's lifetime: every iteration answers one request or ends it.
-  while (serve_one_request(broker, stream, log)) {
+  const std::string client_host = "/" + stream.peer_address().host;
+  while (serve_one_request(broker, stream, client_host, log)) {
   }
   stream.close();
 }

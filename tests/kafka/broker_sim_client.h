@@ -30,7 +30,8 @@ inline const Instant kTestDeadline = kNever;
 class BrokerWorld {
  public:
   explicit BrokerWorld(std::function<void(BrokerConfig&)> configure = {}) : world_(42) {
-    node_ = world_.add_node("broker", [configure](Env& env) {
+    node_ = world_.add_node("broker", [configure, serving = serving_](Env& env) {
+      *serving = false;
       BrokerConfig config;
       config.data_dir = "/data";
       config.advertised = Address{"broker", kPort};
@@ -39,11 +40,12 @@ class BrokerWorld {
       Broker broker(env, config);
       ASSERT_TRUE(broker.open().has_value());
       ASSERT_TRUE(broker.serve(Address{"0.0.0.0", kPort}).has_value());
+      *serving = true;
       Event never;
       never.wait();
     });
     client_net_ = &world_.network().add_host("client");
-    world_.run_for(milliseconds(10));
+    wait_serving();
   }
 
   std::unique_ptr<Stream> connect() {
@@ -57,7 +59,7 @@ class BrokerWorld {
   void crash_and_restart() {
     world_.crash(node_);
     world_.restart(node_);
-    world_.run_for(milliseconds(10));
+    wait_serving();
   }
 
   sim::SimWorld& world() { return world_; }
@@ -66,6 +68,13 @@ class BrokerWorld {
   }
 
  private:
+  // Opening the data directory (e.g. creating __consumer_offsets) takes simulated time.
+  void wait_serving() {
+    world_.run_for(milliseconds(10));
+    ASSERT_TRUE(world_.run_until([this] { return *serving_; }));
+  }
+
+  std::shared_ptr<bool> serving_ = std::make_shared<bool>(false);
   sim::SimWorld world_;
   sim::NodeId node_{};
   Net* client_net_ = nullptr;

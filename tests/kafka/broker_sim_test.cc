@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <optional>
 
 #include "core/storage/record_batch.h"
@@ -79,7 +81,18 @@ TEST_F(BrokerSimTest, api_versions_v0_and_v3_list_every_handled_api) {
     auto v0 = receive(*stream, protocol::api::kApiVersions, 0, 1, false);
     ASSERT_TRUE(v0.has_value());
     expect_api_versions(*v0, 0);
-    EXPECT_EQ(v0->get_structs("api_keys").size(), 12u);
+    // PROTOCOL.md §1's recommended ranges. The group APIs' minimums matter most: librdkafka turns
+    // its balanced consumer off if any is above 0 (OffsetFetch: 1, OffsetCommit: 2).
+    const std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> expected = {
+        {0, {3, 7}},  {1, {4, 11}}, {2, {1, 3}},  {3, {0, 6}},  {8, {2, 7}},  {9, {1, 5}},
+        {10, {0, 2}}, {11, {0, 5}}, {12, {0, 3}}, {13, {0, 3}}, {14, {0, 3}}, {15, {0, 4}},
+        {16, {0, 2}}, {18, {0, 3}}, {19, {0, 4}}, {20, {0, 3}}, {21, {0, 1}}, {22, {0, 1}},
+        {32, {0, 2}}, {33, {0, 1}}, {37, {0, 1}}, {42, {0, 1}}, {47, {0, 0}}};
+    std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> advertised;
+    for (const StructValue& key : v0->get_structs("api_keys")) {
+      advertised[key.get_int("api_key")] = {key.get_int("min_version"), key.get_int("max_version")};
+    }
+    EXPECT_EQ(advertised, expected);
     // v3 is flexible, but its response header stays v0.
     StructValue v3_request = request_of(protocol::api::kApiVersions);
     v3_request.set("client_software_name", Value(std::string("sim")));

@@ -1,0 +1,653 @@
+#include "core/kafka/group_coordinator.h"
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <set>
+
+#include "core/storage/record_batch.h"
+
+namespace sluice::kafka {
+
+namespace {
+
+namespace kafka_error {
+inline constexpr std::int16_t kUnknownTopicOrPartition = 3;
+inline constexpr std::int16_t kOffsetMetadataTooLarge = 12;
+inline constexpr std::int16_t kCoordinatorNotAvailable = 15;
+inline constexpr std::int16_t kNotCoordinator = 16;
+inline constexpr std::int16_t kIllegalGeneration = 22;
+inline constexpr std::int16_t kInvalidCommitOffsetSize = 28;
+inline constexpr std::int16_t kNonEmptyGroup = 68;
+inline constexpr std::int16_t kGroupIdNotFound = 69;
+inline constexpr std::int16_t kGroupSubscribedToTopic = 86;
+}  // namespace kafka_error
+
+// One epoch until replication exists (as broker_data.cc).
+constexpr std::int32_t kLeaderEpoch = 0;
+constexpr std::size_t kLoadReadBytes = std::size_t{1} << 20;
+constexpr std::string_view kConsumerProtocolType = "consumer";
+
+group::RequestToken token_of(const group::Effect& effect) {
+  return std::visit(
+      [](const auto& value) -> group::RequestToken {
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, group::PersistGroup>) {
+          return 0;
+        } else {
+          return value.token;
+        }
+      },
+      effect);
+}
+
+// The offsets topic's configs (Kafka's offsets.topic.* defaults, except the cleanup policy: the
+// log is not compacted yet, so nothing may expire by time or size).
+ConfigMap offsets_topic_configs() {
+  return ConfigMap{{"retention.ms", "-1"},
+                   {"retention.bytes", "-1"},
+                   {"segment.bytes", "104857600"},
+                   {"flush.messages", "1"},
+                   {"max.message.bytes", "10485760"}};
+}
+
+}  // namespace
+
+struct GroupCoordinator::GroupEntry {
+  GroupEntry(std::string id, group::Group group)
+      : group_id(std::move(id)), machine(std::move(group)) {}
+  std::string group_id;
+  group::Group machine;
+  std::map<TopicPartitionKey, group::OffsetCommitValue> offsets;
+  Mutex mutex;  // held while the machine steps and its effects are persisted
+  std::map<group::RequestToken, Promise<group::Effect>> waiting;
+  bool removed = false;  // deleted: a fiber that waited for the mutex must look the group up again
+};
+
+GroupCoordinator::GroupCoordinator(Env& env, TopicManager& topics, CoordinatorConfig config)
+    : env_(env),
+      topics_(topics),
+      config_(std::move(config)),
+      log_(env.log().with_component("groups")) {
+  assert(config_.offsets_topic_partitions > 0);
+}
+
+GroupCoordinator::~GroupCoordinator() = default;
+
+std::int64_t GroupCoordinator::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             env_.clock().now().time_since_epoch())
+      .count();
+}
+
+std::int64_t GroupCoordinator::wall_offset_ms() const {
+  return env_.clock().wall_ms() - now_ms();
+}
+
+std::int32_t GroupCoordinator::partition_for(std::string_view group_id) const {
+  return group::partition_for_group(group_id, offsets_partitions_);
+}
+
+// ---- lifecycle -------------------------------------------------------------------------------
+
+std::expected<void, storage::LogError> GroupCoordinator::open() {
+  Topic* topic = topics_.find(group::kOffsetsTopic);
+  if (topic == nullptr) {
+    auto created = topics_.create_topic(std::string(group::kOffsetsTopic),
+                                        config_.offsets_topic_partitions, offsets_topic_configs());
+    if (!created) {
+      log_.error("cannot create {}", group::kOffsetsTopic);
+      return std::unexpected(storage::LogError::io);
+    }
+    topic = *created;
+  }
+  offsets_partitions_ = static_cast<std::int32_t>(topic->partitions.size());
+  if (offsets_partitions_ != config_.offsets_topic_partitions) {
+    log_.warn("{} has {} partitions (configured: {}); keeping {}, since groups are placed by it",
+              group::kOffsetsTopic, offsets_partitions_, config_.offsets_topic_partitions,
+              offsets_partitions_);
+  }
+  std::map<std::string, group::GroupSnapshot, std::less<>> snapshots;
+  std::map<std::string, std::map<TopicPartitionKey, group::OffsetCommitValue>, std::less<>> offsets;
+  std::size_t records = 0;
+  for (const std::shared_ptr<Partition>& partition : topic->partitions) {
+    const std::shared_ptr<storage::PartitionLog> log = partition->log;
+    auto loaded = load_partition(*log, [&](const group::OffsetsRecord& record) {
+      records++;
+      if (const auto* commit = std::get_if<group::OffsetCommitRecord>(&record)) {
+        auto& group_offsets = offsets[commit->key.group];
+        const TopicPartitionKey key{commit->key.topic, commit->key.partition};
+        if (commit->value) {
+          group_offsets[key] = *commit->value;
+        } else {
+          group_offsets.erase(key);
+        }
+        return;
+      }
+      const auto& metadata = std::get<group::GroupMetadataRecord>(record);
+      if (metadata.value) {
+        snapshots[metadata.key.group] = *metadata.value;
+      } else {
+        snapshots.erase(metadata.key.group);
+      }
+    });
+    if (!loaded) return loaded;
+  }
+  const std::int64_t now = now_ms();
+  const std::int64_t wall_offset = wall_offset_ms();
+  std::set<std::string> group_ids;
+  for (const auto& [id, unused] : snapshots) group_ids.insert(id);
+  for (const auto& [id, group_offsets] : offsets) {
+    if (!group_offsets.empty()) group_ids.insert(id);
+  }
+  for (const std::string& id : group_ids) {
+    auto snapshot = snapshots.find(id);
+    std::optional<group::Group> machine;
+    if (snapshot != snapshots.end()) {
+      group::GroupSnapshot restored = snapshot->second;
+      // Stored on the wall clock (as Kafka); the machine runs on the monotonic one.
+      if (restored.current_state_timestamp_ms >= 0)
+        restored.current_state_timestamp_ms -= wall_offset;
+      machine.emplace(
+          group::Group::restore(id, config_.group, env_.random().next_u64(), restored, now));
+    } else {
+      machine.emplace(id, config_.group, env_.random().next_u64());
+    }
+    auto entry = std::make_shared<GroupEntry>(id, std::move(*machine));
+    if (auto found = offsets.find(id); found != offsets.end())
+      entry->offsets = std::move(found->second);
+    groups_.emplace(id, std::move(entry));
+  }
+  log_.info("loaded {} group(s) from {} record(s) of {}", groups_.size(), records,
+            group::kOffsetsTopic);
+  return {};
+}
+
+std::expected<void, storage::LogError> GroupCoordinator::load_partition(
+    storage::PartitionLog& log, const std::function<void(const group::OffsetsRecord&)>& apply) {
+  const std::int64_t end = log.high_watermark();
+  std::int64_t offset = log.log_start_offset();
+  while (offset < end) {
+    auto read = log.read(offset, kLoadReadBytes, end);
+    if (!read) return std::unexpected(read.error());
+    if (read->batch_count == 0) break;
+    std::span<const std::byte> bytes = read->bytes;
+    while (!bytes.empty()) {
+      auto header = storage::parse_batch_header(bytes);
+      if (!header) return std::unexpected(storage::LogError::corrupt);
+      const std::span<const std::byte> batch = bytes.first(header->size_bytes());
+      bytes = bytes.subspan(header->size_bytes());
+      if (header->control()) continue;
+      auto records = storage::decode_records(batch);
+      if (!records) {
+        log_.warn("{}: skipping an undecodable batch at offset {}", log.directory(),
+                  header->base_offset);
+        continue;
+      }
+      for (const storage::RecordView& record : *records) {
+        if (record.offset < offset || !record.key) continue;
+        auto decoded = group::decode_offsets_record(*record.key, record.value);
+        if (!decoded) {
+          log_.warn("{}: skipping record {}: {}", log.directory(), record.offset,
+                    group::to_string(decoded.error()));
+          continue;
+        }
+        apply(*decoded);
+      }
+    }
+    assert(read->next_offset > offset);
+    offset = read->next_offset;
+  }
+  return {};
+}
+
+void GroupCoordinator::start(Scope& scope) {
+  scope.spawn("group-timers", [this] { timer_loop(); });
+  scope.spawn("group-retention", [this] { retention_loop(); });
+}
+
+// ---- lookups ---------------------------------------------------------------------------------
+
+std::shared_ptr<GroupCoordinator::GroupEntry> GroupCoordinator::find(
+    std::string_view group_id) const {
+  auto found = groups_.find(group_id);
+  return found == groups_.end() ? nullptr : found->second;
+}
+
+std::shared_ptr<GroupCoordinator::GroupEntry> GroupCoordinator::find_or_create(
+    const std::string& group_id) {
+  if (auto found = find(group_id)) return found;
+  auto entry = std::make_shared<GroupEntry>(
+      group_id, group::Group(group_id, config_.group, env_.random().next_u64()));
+  groups_.emplace(group_id, entry);
+  return entry;
+}
+
+std::shared_ptr<GroupCoordinator::GroupEntry> GroupCoordinator::lock_entry(
+    const std::string& group_id, bool create, std::optional<LockGuard>& lock) {
+  // Bounded: a group is removed only by DeleteGroups or retention, each needing the mutex.
+  for (int attempt = 0; attempt < 8; attempt++) {
+    std::shared_ptr<GroupEntry> entry = create ? find_or_create(group_id) : find(group_id);
+    if (entry == nullptr) return nullptr;
+    lock.emplace(entry->mutex);
+    if (!entry->removed) return entry;
+    lock.reset();
+  }
+  return nullptr;
+}
+
+// ---- the classic protocol --------------------------------------------------------------------
+
+void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
+  bool persist_failed = false;
+  for (group::Effect& effect : effects) {
+    if (const auto* persist = std::get_if<group::PersistGroup>(&effect)) {
+      if (auto persisted = persist_group(entry, persist->snapshot); !persisted) {
+        log_.warn("group {}: writing its metadata failed: {}", entry.group_id,
+                  storage::to_string(persisted.error()));
+        persist_failed = true;
+      }
+      continue;
+    }
+    if (persist_failed) {
+      // The answer depends on a state the log does not hold: the member must rejoin (Kafka answers
+      // the storage error the same way, making the client look the coordinator up again).
+      if (auto* join = std::get_if<group::JoinResponse>(&effect))
+        join->error = kafka_error::kCoordinatorNotAvailable;
+      if (auto* sync = std::get_if<group::SyncResponse>(&effect))
+        sync->error = kafka_error::kCoordinatorNotAvailable;
+    }
+    auto waiter = entry.waiting.find(token_of(effect));
+    if (waiter == entry.waiting.end()) continue;  // its fiber was unwound (the broker stops)
+    waiter->second.set_value(std::move(effect));
+    entry.waiting.erase(waiter);
+  }
+  if (auto deadline = entry.machine.next_deadline_ms(); deadline && *deadline < timer_wake_ms_) {
+    timers_changed_.notify_all();
+  }
+}
+
+template <typename Response, typename Step>
+Response GroupCoordinator::run_parked(const std::string& group_id, bool create,
+                                      group::RequestToken token, Step step) {
+  Promise<group::Effect> answer;
+  const Future<group::Effect> future = answer.get_future();
+  {
+    std::optional<LockGuard> lock;
+    std::shared_ptr<GroupEntry> entry = lock_entry(group_id, create, lock);
+    if (entry == nullptr) {
+      Response unknown;
+      unknown.token = token;
+      unknown.error = group::error_code::unknown_member_id;
+      return unknown;
+    }
+    entry->waiting.emplace(token, answer);
+    deliver(*entry, step(entry->machine, now_ms()));
+  }
+  std::optional<group::Effect> effect = future.get();
+  if (!effect) {
+    Response gone;
+    gone.token = token;
+    gone.error = kafka_error::kNotCoordinator;
+    return gone;
+  }
+  assert(std::holds_alternative<Response>(*effect));
+  return std::get<Response>(std::move(*effect));
+}
+
+group::JoinResponse GroupCoordinator::join(const std::string& group_id,
+                                           group::JoinRequest request) {
+  request.token = next_token_++;
+  // Kafka creates the group for a join without a member id; a known member id needs the group.
+  const bool create = request.member_id.empty();
+  return run_parked<group::JoinResponse>(
+      group_id, create, request.token,
+      [&](group::Group& machine, std::int64_t now) { return machine.join(request, now); });
+}
+
+group::SyncResponse GroupCoordinator::sync(const std::string& group_id,
+                                           group::SyncRequest request) {
+  request.token = next_token_++;
+  return run_parked<group::SyncResponse>(
+      group_id, false, request.token,
+      [&](group::Group& machine, std::int64_t now) { return machine.sync(request, now); });
+}
+
+group::HeartbeatResponse GroupCoordinator::heartbeat(const std::string& group_id,
+                                                     group::HeartbeatRequest request) {
+  request.token = next_token_++;
+  return run_parked<group::HeartbeatResponse>(
+      group_id, false, request.token,
+      [&](group::Group& machine, std::int64_t now) { return machine.heartbeat(request, now); });
+}
+
+group::LeaveResponse GroupCoordinator::leave(const std::string& group_id,
+                                             group::LeaveRequest request) {
+  request.token = next_token_++;
+  return run_parked<group::LeaveResponse>(
+      group_id, false, request.token,
+      [&](group::Group& machine, std::int64_t now) { return machine.leave(request, now); });
+}
+
+// ---- offsets ---------------------------------------------------------------------------------
+
+void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t generation,
+                                      const std::string& member_id,
+                                      const std::optional<std::string>& group_instance_id,
+                                      std::vector<OffsetCommitEntry>& entries) {
+  auto fail_all = [&](std::int16_t error) {
+    for (OffsetCommitEntry& entry : entries) entry.error = error;
+  };
+  // Kafka: an unknown group is created only for a commit outside group management.
+  const bool simple = generation < 0;
+  std::optional<LockGuard> lock;
+  std::shared_ptr<GroupEntry> group = lock_entry(group_id, simple, lock);
+  if (group == nullptr)
+    return fail_all(simple ? kafka_error::kCoordinatorNotAvailable
+                           : kafka_error::kIllegalGeneration);
+  if (const std::int16_t error =
+          group->machine.commit_check(generation, member_id, group_instance_id, now_ms())) {
+    return fail_all(error);
+  }
+  const std::int64_t commit_timestamp_ms = env_.clock().wall_ms();
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  std::vector<OffsetCommitEntry*> accepted;
+  for (OffsetCommitEntry& entry : entries) {
+    if (topics_.find(entry.topic, entry.partition) == nullptr) {
+      entry.error = kafka_error::kUnknownTopicOrPartition;
+    } else if (entry.metadata && entry.metadata->size() > config_.offset_metadata_bytes_max) {
+      entry.error = kafka_error::kOffsetMetadataTooLarge;
+    } else {
+      group::OffsetCommitValue value{.offset = entry.offset,
+                                     .leader_epoch = entry.leader_epoch,
+                                     .metadata = entry.metadata.value_or(""),
+                                     .commit_timestamp_ms = commit_timestamp_ms};
+      records.emplace_back(
+          group::encode_offset_commit_key({group_id, entry.topic, entry.partition}),
+          group::encode_offset_commit_value(value));
+      accepted.push_back(&entry);
+    }
+  }
+  if (accepted.empty()) return;
+  if (auto appended = append_records(group_id, std::move(records)); !appended) {
+    const std::int16_t error = appended.error() == storage::LogError::batch_too_large
+                                   ? kafka_error::kInvalidCommitOffsetSize
+                                   : kafka_error::kNotCoordinator;
+    log_.warn("group {}: writing an offset commit failed: {}", group_id,
+              storage::to_string(appended.error()));
+    for (OffsetCommitEntry* entry : accepted) entry->error = error;
+    return;
+  }
+  for (OffsetCommitEntry* entry : accepted) {
+    entry->error = 0;
+    group->offsets[{entry->topic, entry->partition}] =
+        group::OffsetCommitValue{.offset = entry->offset,
+                                 .leader_epoch = entry->leader_epoch,
+                                 .metadata = entry->metadata.value_or(""),
+                                 .commit_timestamp_ms = commit_timestamp_ms};
+  }
+}
+
+std::vector<std::pair<TopicPartitionKey, CommittedOffset>> GroupCoordinator::fetch_offsets(
+    const std::string& group_id, const std::optional<std::vector<TopicPartitionKey>>& partitions) {
+  std::vector<std::pair<TopicPartitionKey, CommittedOffset>> result;
+  const std::shared_ptr<GroupEntry> group = find(group_id);
+  auto committed = [](const group::OffsetCommitValue& value) {
+    return CommittedOffset{
+        .offset = value.offset, .leader_epoch = value.leader_epoch, .metadata = value.metadata};
+  };
+  if (!partitions) {
+    if (group == nullptr) return result;
+    for (const auto& [key, value] : group->offsets) result.emplace_back(key, committed(value));
+    return result;
+  }
+  for (const TopicPartitionKey& key : *partitions) {
+    CommittedOffset offset;
+    if (group != nullptr) {
+      if (auto found = group->offsets.find(key); found != group->offsets.end())
+        offset = committed(found->second);
+    }
+    result.emplace_back(key, std::move(offset));
+  }
+  return result;
+}
+
+// ---- admin -----------------------------------------------------------------------------------
+
+std::optional<group::GroupDescription> GroupCoordinator::describe(
+    const std::string& group_id) const {
+  const std::shared_ptr<GroupEntry> group = find(group_id);
+  if (group == nullptr) return std::nullopt;
+  return group->machine.describe();
+}
+
+std::vector<ListedGroup> GroupCoordinator::list() const {
+  std::vector<ListedGroup> listed;
+  for (const auto& [id, group] : groups_) {
+    group::GroupDescription description = group->machine.describe();
+    listed.push_back({id, std::move(description.protocol_type), std::move(description.state)});
+  }
+  return listed;
+}
+
+std::int16_t GroupCoordinator::delete_group(const std::string& group_id) {
+  std::optional<LockGuard> lock;
+  std::shared_ptr<GroupEntry> group = lock_entry(group_id, false, lock);
+  if (group == nullptr) return kafka_error::kGroupIdNotFound;
+  if (group->machine.state() != group::GroupState::empty) return kafka_error::kNonEmptyGroup;
+  if (auto removed = remove_group(*group); !removed) {
+    log_.warn("group {}: writing its tombstones failed: {}", group_id,
+              storage::to_string(removed.error()));
+    return kafka_error::kNotCoordinator;
+  }
+  return 0;
+}
+
+std::int16_t GroupCoordinator::delete_offsets(const std::string& group_id,
+                                              std::vector<OffsetCommitEntry>& partitions) {
+  std::optional<LockGuard> lock;
+  std::shared_ptr<GroupEntry> group = lock_entry(group_id, false, lock);
+  if (group == nullptr) return kafka_error::kGroupIdNotFound;
+  const group::GroupSnapshot snapshot = group->machine.snapshot();
+  std::set<std::string, std::less<>> subscribed;
+  if (group->machine.state() != group::GroupState::empty) {
+    if (snapshot.protocol_type != kConsumerProtocolType) return kafka_error::kNonEmptyGroup;
+    for (const group::MemberSnapshot& member : snapshot.members) {
+      if (auto subscription = group::decode_consumer_subscription(member.subscription)) {
+        subscribed.insert(subscription->topics.begin(), subscription->topics.end());
+      }
+    }
+  }
+  std::vector<TopicPartitionKey> removable;
+  for (OffsetCommitEntry& entry : partitions) {
+    if (subscribed.contains(entry.topic)) {
+      entry.error = kafka_error::kGroupSubscribedToTopic;
+    } else if (topics_.find(entry.topic, entry.partition) == nullptr) {
+      entry.error = kafka_error::kUnknownTopicOrPartition;
+    } else {
+      entry.error = 0;
+      removable.emplace_back(entry.topic, entry.partition);
+    }
+  }
+  if (auto removed = remove_offsets(*group, removable); !removed) {
+    for (OffsetCommitEntry& entry : partitions) {
+      if (entry.error == 0) entry.error = kafka_error::kNotCoordinator;
+    }
+  }
+  return 0;
+}
+
+void GroupCoordinator::on_topic_deleted(const std::string& topic) {
+  std::vector<std::string> affected;
+  for (const auto& [id, group] : groups_) {
+    for (const auto& [key, unused] : group->offsets) {
+      if (key.first == topic) {
+        affected.push_back(id);
+        break;
+      }
+    }
+  }
+  for (const std::string& id : affected) {
+    std::optional<LockGuard> lock;
+    std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
+    if (group == nullptr) continue;
+    std::vector<TopicPartitionKey> keys;
+    for (const auto& [key, unused] : group->offsets) {
+      if (key.first == topic) keys.push_back(key);
+    }
+    if (auto removed = remove_offsets(*group, keys); !removed) {
+      log_.warn("group {}: removing the offsets of deleted topic {} failed: {}", id, topic,
+                storage::to_string(removed.error()));
+    }
+  }
+}
+
+// ---- persistence -----------------------------------------------------------------------------
+
+std::expected<void, storage::LogError> GroupCoordinator::append_records(
+    std::string_view group_id, std::vector<OffsetsRecordBytes> records) {
+  assert(!records.empty());
+  const std::shared_ptr<Partition> partition =
+      topics_.find(group::kOffsetsTopic, partition_for(group_id));
+  if (partition == nullptr) return std::unexpected(storage::LogError::closed);
+  const std::shared_ptr<storage::PartitionLog> log = partition->log;
+  storage::BatchSpec spec;
+  spec.base_timestamp_ms = env_.clock().wall_ms();
+  for (auto& [key, value] : records) {
+    storage::RecordSpec& record = spec.records.emplace_back();
+    record.key = std::move(key);
+    record.value = std::move(value);
+  }
+  std::vector<std::byte> batch = storage::build_batch(spec);
+  if (batch.size() > log->config().max_batch_bytes)
+    return std::unexpected(storage::LogError::batch_too_large);
+  assert(storage::validate_client_batch(batch, log->config().max_batch_bytes).has_value());
+  auto appended = log->append(batch, kLeaderEpoch);
+  if (!appended) return std::unexpected(appended.error());
+  // Durable before acknowledged, whatever flush.messages the topic was given.
+  if (auto flushed = log->flush_through(appended->last_offset); !flushed) return flushed;
+  topics_.notify_appended();
+  return {};
+}
+
+std::expected<void, storage::LogError> GroupCoordinator::persist_group(
+    const GroupEntry& entry, const group::GroupSnapshot& snapshot) {
+  group::GroupSnapshot stored = snapshot;
+  if (stored.current_state_timestamp_ms >= 0) stored.current_state_timestamp_ms += wall_offset_ms();
+  std::vector<OffsetsRecordBytes> records;
+  records.emplace_back(group::encode_group_metadata_key({entry.group_id}),
+                       group::encode_group_metadata_value(stored));
+  return append_records(entry.group_id, std::move(records));
+}
+
+std::expected<void, storage::LogError> GroupCoordinator::remove_offsets(
+    GroupEntry& entry, const std::vector<TopicPartitionKey>& keys) {
+  std::vector<OffsetsRecordBytes> records;
+  for (const TopicPartitionKey& key : keys) {
+    if (!entry.offsets.contains(key)) continue;
+    records.emplace_back(group::encode_offset_commit_key({entry.group_id, key.first, key.second}),
+                         std::nullopt);
+  }
+  if (records.empty()) return {};
+  if (auto appended = append_records(entry.group_id, std::move(records)); !appended)
+    return appended;
+  for (const TopicPartitionKey& key : keys) entry.offsets.erase(key);
+  return {};
+}
+
+std::expected<void, storage::LogError> GroupCoordinator::remove_group(GroupEntry& entry) {
+  assert(!entry.removed);
+  std::vector<OffsetsRecordBytes> records;
+  for (const auto& [key, unused] : entry.offsets) {
+    records.emplace_back(group::encode_offset_commit_key({entry.group_id, key.first, key.second}),
+                         std::nullopt);
+  }
+  records.emplace_back(group::encode_group_metadata_key({entry.group_id}), std::nullopt);
+  if (auto appended = append_records(entry.group_id, std::move(records)); !appended)
+    return appended;
+  entry.offsets.clear();
+  deliver(entry, entry.machine.mark_dead());
+  entry.removed = true;
+  groups_.erase(entry.group_id);
+  return {};
+}
+
+// ---- timers and retention --------------------------------------------------------------------
+
+void GroupCoordinator::timer_loop() {
+  for (;;) {
+    const std::int64_t now = now_ms();
+    std::int64_t earliest = INT64_MAX;
+    std::vector<std::shared_ptr<GroupEntry>> due;
+    for (const auto& [id, group] : groups_) {
+      const std::optional<std::int64_t> deadline = group->machine.next_deadline_ms();
+      if (!deadline) continue;
+      if (*deadline <= now) {
+        due.push_back(group);
+      } else {
+        earliest = std::min(earliest, *deadline);
+      }
+    }
+    if (!due.empty()) {
+      for (const std::shared_ptr<GroupEntry>& group : due) {
+        LockGuard lock(group->mutex);
+        if (!group->removed) deliver(*group, group->machine.tick(now_ms()));
+      }
+      continue;
+    }
+    timer_wake_ms_ = earliest;
+    const Instant wake =
+        earliest == INT64_MAX ? kNever : Instant(std::chrono::milliseconds(earliest));
+    timers_changed_.wait(wake);
+    timer_wake_ms_ = INT64_MIN;  // awake: deliver() need not wake it
+  }
+}
+
+void GroupCoordinator::retention_loop() {
+  for (;;) {
+    this_fiber::sleep_for(config_.offsets_retention_check_interval);
+    std::vector<std::string> ids;
+    for (const auto& [id, unused] : groups_) ids.push_back(id);
+    std::size_t expired_groups = 0;
+    for (const std::string& id : ids) {
+      std::optional<LockGuard> lock;
+      std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
+      if (group == nullptr) continue;
+      expire_offsets(*group);
+      if (group->machine.state() != group::GroupState::empty || !group->offsets.empty()) continue;
+      if (auto removed = remove_group(*group); !removed) {
+        log_.warn("group {}: removing the expired group failed: {}", id,
+                  storage::to_string(removed.error()));
+        continue;
+      }
+      expired_groups++;
+    }
+    if (expired_groups > 0) log_.info("removed {} empty group(s) without offsets", expired_groups);
+  }
+}
+
+void GroupCoordinator::expire_offsets(GroupEntry& entry) {
+  if (entry.machine.state() != group::GroupState::empty || entry.offsets.empty()) return;
+  const std::int64_t now_wall_ms = env_.clock().wall_ms();
+  const std::int64_t retention_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.offsets_retention).count();
+  const group::GroupSnapshot snapshot = entry.machine.snapshot();
+  // A group that used group management expires as a whole, counted from when it became Empty;
+  // offsets committed without it (simple commits) expire one by one from their commit time.
+  const bool managed = !snapshot.protocol_type.empty() && snapshot.current_state_timestamp_ms >= 0;
+  const std::int64_t empty_since_wall_ms = snapshot.current_state_timestamp_ms + wall_offset_ms();
+  std::vector<TopicPartitionKey> expired;
+  for (const auto& [key, value] : entry.offsets) {
+    const std::int64_t since_ms = managed ? empty_since_wall_ms : value.commit_timestamp_ms;
+    if (now_wall_ms - since_ms >= retention_ms) expired.push_back(key);
+  }
+  if (expired.empty()) return;
+  if (auto removed = remove_offsets(entry, expired); !removed) {
+    log_.warn("group {}: expiring offsets failed: {}", entry.group_id,
+              storage::to_string(removed.error()));
+    return;
+  }
+  log_.info("group {}: expired {} committed offset(s) after offsets retention", entry.group_id,
+            expired.size());
+}
+
+}  // namespace sluice::kafka
