@@ -36,10 +36,14 @@ TopicSettings topic_defaults(const BrokerConfig& config) {
 }
 
 CoordinatorConfig coordinator_config(const BrokerConfig& config) {
-  return CoordinatorConfig{.group = config.group,
-                           .offsets_topic_partitions = config.offsets_topic_partitions,
-                           .offsets_retention = config.offsets_retention,
-                           .offsets_retention_check_interval = config.offsets_retention_check_interval};
+  CoordinatorConfig coordinator;
+  coordinator.group = config.group;
+  coordinator.offsets_topic_partitions = config.offsets_topic_partitions;
+  coordinator.offsets_retention = config.offsets_retention;
+  coordinator.offsets_retention_check_interval = config.offsets_retention_check_interval;
+  coordinator.offsets_segment_bytes = config.offsets_segment_bytes;
+  coordinator.offsets_compaction_check_interval = config.offsets_compaction_check_interval;
+  return coordinator;
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ struct BrokerConfig {
   std::int32_t offsets_topic_partitions = 50;                 // offsets.topic.num.partitions
   Duration offsets_retention = milliseconds(7LL * 24 * 3600 * 1000);  // offsets.retention.minutes
   Duration offsets_retention_check_interval = milliseconds(600000);  // offsets.retention.check.interval.ms
+  std::uint64_t offsets_segment_bytes = 16 * 1024 * 1024;  // offsets.topic.segment.bytes (Kafka: 100 MiB)
+  Duration offsets_compaction_check_interval = seconds(30);
 };
 
 class GroupCoordinator;

@@ -42,10 +42,10 @@ group::RequestToken token_of(const group::Effect& effect) {
 
 // The offsets topic's configs (Kafka's offsets.topic.* defaults, except the cleanup policy: the
 // log is not compacted yet, so nothing may expire by time or size).
-ConfigMap offsets_topic_configs() {
+ConfigMap offsets_topic_configs(const CoordinatorConfig& config) {
   return ConfigMap{{"retention.ms", "-1"},
                    {"retention.bytes", "-1"},
-                   {"segment.bytes", "104857600"},
+                   {"segment.bytes", std::to_string(config.offsets_segment_bytes)},
                    {"flush.messages", "1"},
                    {"max.message.bytes", "10485760"}};
 }
@@ -60,6 +60,9 @@ struct GroupCoordinator::GroupEntry {
   std::map<TopicPartitionKey, group::OffsetCommitValue> offsets;
   Mutex mutex;  // held while the machine steps and its effects are persisted
   std::map<group::RequestToken, Promise<group::Effect>> waiting;
+  // The metadata last written to (or loaded from) the log, wall-clock timestamps: what a
+  // compaction re-appends.
+  std::optional<group::GroupSnapshot> persisted;
   bool removed = false;  // deleted: a fiber that waited for the mutex must look the group up again
 };
 
@@ -92,8 +95,9 @@ std::int32_t GroupCoordinator::partition_for(std::string_view group_id) const {
 std::expected<void, storage::LogError> GroupCoordinator::open() {
   Topic* topic = topics_.find(group::kOffsetsTopic);
   if (topic == nullptr) {
-    auto created = topics_.create_topic(std::string(group::kOffsetsTopic),
-                                        config_.offsets_topic_partitions, offsets_topic_configs());
+    auto created =
+        topics_.create_topic(std::string(group::kOffsetsTopic), config_.offsets_topic_partitions,
+                             offsets_topic_configs(config_));
     if (!created) {
       log_.error("cannot create {}", group::kOffsetsTopic);
       return std::unexpected(storage::LogError::io);
@@ -153,6 +157,7 @@ std::expected<void, storage::LogError> GroupCoordinator::open() {
       machine.emplace(id, config_.group, env_.random().next_u64());
     }
     auto entry = std::make_shared<GroupEntry>(id, std::move(*machine));
+    if (snapshot != snapshots.end()) entry->persisted = snapshot->second;
     if (auto found = offsets.find(id); found != offsets.end())
       entry->offsets = std::move(found->second);
     groups_.emplace(id, std::move(entry));
@@ -203,6 +208,7 @@ std::expected<void, storage::LogError> GroupCoordinator::load_partition(
 void GroupCoordinator::start(Scope& scope) {
   scope.spawn("group-timers", [this] { timer_loop(); });
   scope.spawn("group-retention", [this] { retention_loop(); });
+  scope.spawn("group-compaction", [this] { compaction_loop(); });
 }
 
 // ---- lookups ---------------------------------------------------------------------------------
@@ -530,13 +536,16 @@ std::expected<void, storage::LogError> GroupCoordinator::append_records(
 }
 
 std::expected<void, storage::LogError> GroupCoordinator::persist_group(
-    const GroupEntry& entry, const group::GroupSnapshot& snapshot) {
+    GroupEntry& entry, const group::GroupSnapshot& snapshot) {
   group::GroupSnapshot stored = snapshot;
   if (stored.current_state_timestamp_ms >= 0) stored.current_state_timestamp_ms += wall_offset_ms();
   std::vector<OffsetsRecordBytes> records;
   records.emplace_back(group::encode_group_metadata_key({entry.group_id}),
                        group::encode_group_metadata_value(stored));
-  return append_records(entry.group_id, std::move(records));
+  if (auto appended = append_records(entry.group_id, std::move(records)); !appended)
+    return appended;
+  entry.persisted = std::move(stored);
+  return {};
 }
 
 std::expected<void, storage::LogError> GroupCoordinator::remove_offsets(
@@ -568,6 +577,69 @@ std::expected<void, storage::LogError> GroupCoordinator::remove_group(GroupEntry
   deliver(entry, entry.machine.mark_dead());
   entry.removed = true;
   groups_.erase(entry.group_id);
+  return {};
+}
+
+// ---- compaction ------------------------------------------------------------------------------
+
+void GroupCoordinator::compaction_loop() {
+  for (;;) {
+    this_fiber::sleep_for(config_.offsets_compaction_check_interval);
+    for (std::int32_t index = 0; index < offsets_partitions_; index++) {
+      const std::shared_ptr<Partition> partition = topics_.find(group::kOffsetsTopic, index);
+      if (partition == nullptr) continue;
+      const std::uint64_t size_bytes = partition->log->size_bytes();
+      const std::uint64_t segment_bytes = partition->log->config().segment_bytes;
+      if (size_bytes <= 2 * segment_bytes || size_bytes <= 2 * checkpoint_bytes_[index]) continue;
+      if (auto compacted = compact_partition(index); !compacted) {
+        log_.warn("compacting {}-{} failed: {}", group::kOffsetsTopic, index,
+                  storage::to_string(compacted.error()));
+      }
+    }
+  }
+}
+
+std::expected<void, storage::LogError> GroupCoordinator::compact_partition(std::int32_t index) {
+  const std::shared_ptr<Partition> partition = topics_.find(group::kOffsetsTopic, index);
+  if (partition == nullptr) return std::unexpected(storage::LogError::closed);
+  const std::shared_ptr<storage::PartitionLog> log = partition->log;
+  const std::uint64_t size_before = log->size_bytes();
+  const std::int64_t checkpoint_start = log->log_end_offset();
+  std::vector<std::string> ids;
+  for (const auto& [id, unused] : groups_) {
+    if (partition_for(id) == index) ids.push_back(id);
+  }
+  std::uint64_t written_bytes = 0;
+  // Records per batch: well under max.message.bytes even with large group metadata.
+  constexpr std::size_t kRecordsPerBatch = 256;
+  for (const std::string& id : ids) {
+    std::optional<LockGuard> lock;
+    std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
+    if (group == nullptr) continue;  // removed meanwhile: its tombstone lies after the start
+    std::vector<OffsetsRecordBytes> records;
+    if (group->persisted) {
+      records.emplace_back(group::encode_group_metadata_key({id}),
+                           group::encode_group_metadata_value(*group->persisted));
+    }
+    for (const auto& [key, value] : group->offsets) {
+      records.emplace_back(group::encode_offset_commit_key({id, key.first, key.second}),
+                           group::encode_offset_commit_value(value));
+      if (records.size() < kRecordsPerBatch) continue;
+      for (const auto& [record_key, record_value] : records)
+        written_bytes += record_key.size() + record_value->size();
+      if (auto appended = append_records(id, std::exchange(records, {})); !appended)
+        return appended;
+    }
+    if (records.empty()) continue;
+    for (const auto& [record_key, record_value] : records)
+      written_bytes += record_key.size() + record_value->size();
+    if (auto appended = append_records(id, std::move(records)); !appended) return appended;
+  }
+  // Everything before the checkpoint is now superseded by it (or by what followed it).
+  if (auto deleted = log->delete_records_before(checkpoint_start); !deleted) return deleted;
+  checkpoint_bytes_[index] = std::max<std::uint64_t>(written_bytes, 1);
+  log_.info("compacted {}-{}: {} group(s) rewritten, {} -> {} bytes", group::kOffsetsTopic, index,
+            ids.size(), size_before, log->size_bytes());
   return {};
 }
 

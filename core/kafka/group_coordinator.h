@@ -17,6 +17,13 @@
 // whichever fiber steps the machine then (another member's request or the timer fiber).
 // Durability: a commit or a group record is acknowledged only after its append is durable.
 //
+// Compaction: the log itself is not compacted. Instead, once a partition of __consumer_offsets
+// holds more than two segments and twice what its last checkpoint wrote, the coordinator
+// re-appends the live state of that partition's groups (each group's last persisted metadata and
+// its committed offsets, under the group's mutex so no in-flight commit is missed) and then
+// deletes the records before that checkpoint (DeleteRecords). A crash in between leaves both
+// copies; replay is last-write-wins, so the state is the same.
+//
 // Offsets retention (Kafka 2.1+, KIP-211): an Empty group's offsets expire `offsets_retention`
 // after the group became Empty; offsets of a group that never used group management ("simple"
 // commits) expire that long after each commit. A group that is Empty with no offsets left is
@@ -46,6 +53,9 @@ struct CoordinatorConfig {
   Duration offsets_retention = milliseconds(7LL * 24 * 3600 * 1000);
   Duration offsets_retention_check_interval = milliseconds(600000);
   std::size_t offset_metadata_bytes_max = 4096;  // offset.metadata.max.bytes
+  // __consumer_offsets' segment size, and how often its partitions are checked for compaction.
+  std::uint64_t offsets_segment_bytes = 16 * 1024 * 1024;
+  Duration offsets_compaction_check_interval = seconds(30);
 };
 
 // One partition of an OffsetCommit, with its result.
@@ -143,7 +153,7 @@ class GroupCoordinator {
   // Appends records to the group's __consumer_offsets partition and waits until durable.
   std::expected<void, storage::LogError> append_records(std::string_view group_id,
                                                         std::vector<OffsetsRecordBytes> records);
-  std::expected<void, storage::LogError> persist_group(const GroupEntry& entry,
+  std::expected<void, storage::LogError> persist_group(GroupEntry& entry,
                                                        const group::GroupSnapshot& snapshot);
   std::expected<void, storage::LogError> remove_offsets(GroupEntry& entry,
                                                         const std::vector<TopicPartitionKey>& keys);
@@ -152,6 +162,10 @@ class GroupCoordinator {
 
   std::expected<void, storage::LogError> load_partition(
       storage::PartitionLog& log, const std::function<void(const group::OffsetsRecord&)>& apply);
+
+  void compaction_loop();
+  // Rewrites partition `index`'s live records and deletes what precedes them.
+  std::expected<void, storage::LogError> compact_partition(std::int32_t index);
 
   void timer_loop();
   void retention_loop();
@@ -168,6 +182,8 @@ class GroupCoordinator {
   // machine's next deadline is earlier.
   WaitQueue timers_changed_;
   std::int64_t timer_wake_ms_ = INT64_MIN;
+  // Per offsets partition: bytes the last compaction wrote.
+  std::map<std::int32_t, std::uint64_t> checkpoint_bytes_;
 };
 
 }  // namespace sluice::kafka

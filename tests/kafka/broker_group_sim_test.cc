@@ -453,3 +453,62 @@ TEST(BrokerGroupRetentionSimTest, expired_offsets_and_their_empty_group_are_remo
 
 }  // namespace
 }  // namespace sluice::kafka
+
+namespace sluice::kafka {
+namespace {
+
+using namespace kafka::testing;
+
+TEST(BrokerGroupCompactionSimTest, compaction_bounds_the_offsets_log_and_keeps_the_latest_state) {
+  BrokerWorld broker([](BrokerConfig& config) {
+    config.group.initial_rebalance_delay_ms = 0;
+    config.offsets_topic_partitions = 1;  // every group in one partition
+    config.offsets_segment_bytes = 4096;
+    config.offsets_compaction_check_interval = seconds(1);
+  });
+  Joined member;
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    create_orders_topic(*stream);
+    member = join_new_member(*stream, "busy");
+    ASSERT_EQ(sync_group(*stream, "busy", member, {{member.member_id, "all"}}).error, kNone);
+    ASSERT_EQ(commit(*stream, "gone", -1, "", 0, 1), kNone);
+    ASSERT_EQ(delete_group(*stream, "gone"), kNone);
+    for (std::int64_t offset = 1; offset <= 400; offset++) {
+      ASSERT_EQ(commit(*stream, "busy", member.generation, member.member_id, offset % 4, offset),
+                kNone);
+      ASSERT_EQ(commit(*stream, "simple", -1, "", 0, 1000 + offset), kNone);
+    }
+    this_fiber::sleep_for(seconds(2));
+    EXPECT_EQ(describe_group(*stream, "busy").get_string("group_state"), "Stable")
+        << "before the crash";
+  }));
+  // The log was cut: far less than the 800 commits' bytes remain, and the start moved.
+  broker.crash_and_restart();
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    StructValue request = request_of(api::kListOffsets);
+    request.set("replica_id", Value(std::int64_t{-1}));
+    StructValue& topic = request.add("topics");
+    topic.set("name", Value(std::string(group::kOffsetsTopic)));
+    StructValue& partition = topic.add("partitions");
+    partition.set("partition_index", Value(std::int64_t{0}));
+    partition.set("timestamp", Value(std::int64_t{-2}));  // earliest
+    const StructValue earliest = call(*stream, api::kListOffsets, 2, request);
+    const std::int64_t log_start =
+        earliest.get_structs("topics").at(0).get_structs("partitions").at(0).get_int("offset");
+    EXPECT_GT(log_start, 600);
+    const auto busy = fetch_offsets(*stream, "busy");
+    ASSERT_EQ(busy.size(), 4u);
+    EXPECT_EQ(busy.at({"orders", 0}), 400);
+    EXPECT_EQ(busy.at({"orders", 3}), 399);
+    EXPECT_EQ(fetch_offsets(*stream, "simple").at({"orders", 0}), 1400);
+    EXPECT_EQ(describe_group(*stream, "gone").get_string("group_state"), "Dead");
+    const StructValue described = describe_group(*stream, "busy");
+    EXPECT_EQ(described.get_string("group_state"), "Stable");
+    EXPECT_EQ(heartbeat(*stream, "busy", member), kNone);
+  }));
+}
+
+}  // namespace
+}  // namespace sluice::kafka
