@@ -228,17 +228,17 @@ std::shared_ptr<GroupCoordinator::GroupEntry> GroupCoordinator::find_or_create(
   return entry;
 }
 
-std::shared_ptr<GroupCoordinator::GroupEntry> GroupCoordinator::lock_entry(
-    const std::string& group_id, bool create, std::optional<LockGuard>& lock) {
+GroupCoordinator::LockedGroup::LockedGroup(GroupCoordinator& coordinator,
+                                           const std::string& group_id, bool create) {
   // Bounded: a group is removed only by DeleteGroups or retention, each needing the mutex.
   for (int attempt = 0; attempt < 8; attempt++) {
-    std::shared_ptr<GroupEntry> entry = create ? find_or_create(group_id) : find(group_id);
-    if (entry == nullptr) return nullptr;
-    lock.emplace(entry->mutex);
-    if (!entry->removed) return entry;
-    lock.reset();
+    entry_ = create ? coordinator.find_or_create(group_id) : coordinator.find(group_id);
+    if (entry_ == nullptr) return;
+    lock_.emplace(entry_->mutex);
+    if (!entry_->removed) return;
+    lock_.reset();
   }
-  return nullptr;
+  entry_ = nullptr;
 }
 
 // ---- the classic protocol --------------------------------------------------------------------
@@ -278,9 +278,8 @@ Response GroupCoordinator::run_parked(const std::string& group_id, bool create,
   Promise<group::Effect> answer;
   const Future<group::Effect> future = answer.get_future();
   {
-    std::optional<LockGuard> lock;
-    std::shared_ptr<GroupEntry> entry = lock_entry(group_id, create, lock);
-    if (entry == nullptr) {
+    LockedGroup entry(*this, group_id, create);
+    if (!entry) {
       Response unknown;
       unknown.token = token;
       unknown.error = group::error_code::unknown_member_id;
@@ -345,9 +344,8 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   };
   // Kafka: an unknown group is created only for a commit outside group management.
   const bool simple = generation < 0;
-  std::optional<LockGuard> lock;
-  std::shared_ptr<GroupEntry> group = lock_entry(group_id, simple, lock);
-  if (group == nullptr)
+  LockedGroup group(*this, group_id, simple);
+  if (!group)
     return fail_all(simple ? kafka_error::kCoordinatorNotAvailable
                            : kafka_error::kIllegalGeneration);
   if (const std::int16_t error =
@@ -436,9 +434,8 @@ std::vector<ListedGroup> GroupCoordinator::list() const {
 }
 
 std::int16_t GroupCoordinator::delete_group(const std::string& group_id) {
-  std::optional<LockGuard> lock;
-  std::shared_ptr<GroupEntry> group = lock_entry(group_id, false, lock);
-  if (group == nullptr) return kafka_error::kGroupIdNotFound;
+  LockedGroup group(*this, group_id, false);
+  if (!group) return kafka_error::kGroupIdNotFound;
   if (group->machine.state() != group::GroupState::empty) return kafka_error::kNonEmptyGroup;
   if (auto removed = remove_group(*group); !removed) {
     log_.warn("group {}: writing its tombstones failed: {}", group_id,
@@ -450,9 +447,8 @@ std::int16_t GroupCoordinator::delete_group(const std::string& group_id) {
 
 std::int16_t GroupCoordinator::delete_offsets(const std::string& group_id,
                                               std::vector<OffsetCommitEntry>& partitions) {
-  std::optional<LockGuard> lock;
-  std::shared_ptr<GroupEntry> group = lock_entry(group_id, false, lock);
-  if (group == nullptr) return kafka_error::kGroupIdNotFound;
+  LockedGroup group(*this, group_id, false);
+  if (!group) return kafka_error::kGroupIdNotFound;
   const group::GroupSnapshot snapshot = group->machine.snapshot();
   std::set<std::string, std::less<>> subscribed;
   if (group->machine.state() != group::GroupState::empty) {
@@ -493,9 +489,8 @@ void GroupCoordinator::on_topic_deleted(const std::string& topic) {
     }
   }
   for (const std::string& id : affected) {
-    std::optional<LockGuard> lock;
-    std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
-    if (group == nullptr) continue;
+    LockedGroup group(*this, id, false);
+    if (!group) continue;
     std::vector<TopicPartitionKey> keys;
     for (const auto& [key, unused] : group->offsets) {
       if (key.first == topic) keys.push_back(key);
@@ -613,9 +608,8 @@ std::expected<void, storage::LogError> GroupCoordinator::compact_partition(std::
   // Records per batch: well under max.message.bytes even with large group metadata.
   constexpr std::size_t kRecordsPerBatch = 256;
   for (const std::string& id : ids) {
-    std::optional<LockGuard> lock;
-    std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
-    if (group == nullptr) continue;  // removed meanwhile: its tombstone lies after the start
+    LockedGroup group(*this, id, false);
+    if (!group) continue;  // removed meanwhile: its tombstone lies after the start
     std::vector<OffsetsRecordBytes> records;
     if (group->persisted) {
       records.emplace_back(group::encode_group_metadata_key({id}),
@@ -681,9 +675,8 @@ void GroupCoordinator::retention_loop() {
     for (const auto& [id, unused] : groups_) ids.push_back(id);
     std::size_t expired_groups = 0;
     for (const std::string& id : ids) {
-      std::optional<LockGuard> lock;
-      std::shared_ptr<GroupEntry> group = lock_entry(id, false, lock);
-      if (group == nullptr) continue;
+      LockedGroup group(*this, id, false);
+      if (!group) continue;
       expire_offsets(*group);
       if (group->machine.state() != group::GroupState::empty || !group->offsets.empty()) continue;
       if (auto removed = remove_group(*group); !removed) {

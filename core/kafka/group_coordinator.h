@@ -138,9 +138,19 @@ class GroupCoordinator {
   std::int64_t wall_offset_ms() const;
   std::shared_ptr<GroupEntry> find(std::string_view group_id) const;
   std::shared_ptr<GroupEntry> find_or_create(const std::string& group_id);
-  // Finds (or creates) the group and locks its mutex into `lock`; nullptr when it does not exist.
-  std::shared_ptr<GroupEntry> lock_entry(const std::string& group_id, bool create,
-                                         std::optional<LockGuard>& lock);
+  // A group found (or created) and locked for the scope of this object; empty when the group
+  // does not exist. Holds the entry for as long as the lock (the entry owns the mutex).
+  class LockedGroup {
+   public:
+    LockedGroup(GroupCoordinator& coordinator, const std::string& group_id, bool create);
+    explicit operator bool() const { return entry_ != nullptr; }
+    GroupEntry* operator->() const { return entry_.get(); }
+    GroupEntry& operator*() const { return *entry_; }
+
+   private:
+    std::shared_ptr<GroupEntry> entry_;  // declared first: outlives lock_
+    std::optional<LockGuard> lock_;
+  };
 
   // Delivers a step's effects in order (caller holds the mutex): writes PersistGroup snapshots,
   // answers the waiting requests.
