@@ -1,6 +1,6 @@
 #pragma once
-// AdminClient: a small blocking Kafka client for admin tools (`sluice topic`). It speaks only the
-// Kafka wire protocol, so it works against Kafka and Redpanda as well as Sluice.
+// AdminClient: a small blocking Kafka client for admin tools (`sluice topic`, `sluice group`). It
+// speaks only the Kafka wire protocol, so it works against Kafka and Redpanda as well as Sluice.
 //
 // Lifecycle: connect() opens one TCP connection and negotiates versions with ApiVersions; each
 // call() then sends one request and waits for its response (no pipelining). Concurrency: one
@@ -29,6 +29,7 @@ struct AdminError {
     protocol,         // the broker sent something we could not decode
     unsupported_api,  // the broker lacks the API or every version we speak
     kafka,            // the broker answered with a Kafka error code
+    refused,          // the command declined to act (e.g. resetting the offsets of an active group)
   };
   Kind kind = Kind::connection;
   std::int16_t error_code = 0;  // Kind::kafka only

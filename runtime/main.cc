@@ -1,7 +1,8 @@
 // The `sluice` executable: the broker's command line. `serve` runs a single Kafka broker node
 // (core/kafka) on the real runtime: it recovers the data directory, listens, and on SIGINT or
 // SIGTERM stops accepting, ends every connection and closes the partition logs cleanly.
-// `topic` administers topics over the Kafka protocol (runtime/topic_command.h), against Sluice or Kafka.
+// `topic` and `group` administer topics and consumer groups over the Kafka protocol
+// (runtime/topic_command.h, runtime/group_command.h), against Sluice or Kafka.
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,7 @@
 #include "core/env/env.h"
 #include "core/env/sync.h"
 #include "core/kafka/broker.h"
+#include "runtime/group_command.h"
 #include "runtime/runtime_env.h"
 #include "runtime/serve_config.h"
 #include "runtime/topic_command.h"
@@ -138,9 +140,9 @@ int main(int argc, char** argv) {
       "serve",
       "Run a Kafka-compatible broker node in the foreground until SIGINT or SIGTERM (a second "
       "signal forces the stop). Speaks the Kafka protocol: produce, fetch, list offsets, "
-      "idempotent producers and the topic admin APIs; topics are created automatically on first "
-      "use unless the config turns that off. Settings come from the built-in defaults, then "
-      "--config FILE, then the flags below.");
+      "idempotent producers, consumer groups and the topic and group admin APIs; topics are "
+      "created automatically on first use unless the config turns that off. Settings come from "
+      "the built-in defaults, then --config FILE, then the flags below.");
   serve_command
       ->add_option("--config", options.config_path,
                    "YAML config file (see runtime/serve_config.h and docs/sluice.example.yaml); "
@@ -168,6 +170,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   sluice::runtime::TopicCommand topic_command(app);
+  sluice::runtime::GroupCommand group_command(app);
 
   try {
     app.parse(argc, argv);
@@ -182,5 +185,6 @@ int main(int argc, char** argv) {
     return serve(*config);
   }
   if (topic_command.parsed()) return topic_command.run();
+  if (group_command.parsed()) return group_command.run();
   return kExitUsage;
 }

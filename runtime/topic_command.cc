@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
-#include <functional>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,7 +13,7 @@
 
 #include "core/protocol/messages.h"
 #include "runtime/admin_client.h"
-#include "runtime/runtime_env.h"
+#include "runtime/admin_command.h"
 
 namespace sluice::runtime {
 
@@ -25,16 +23,10 @@ using nlohmann::json;
 using protocol::StructValue;
 using protocol::Value;
 template <typename T>
-using Result = AdminClient::Result<T>;
+using Result = AdminResult<T>;
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
 constexpr std::int8_t kResourceTypeTopic = 2;  // DescribeConfigs / AlterConfigs ConfigResource
-constexpr std::int64_t kTimestampEarliest = -2;
-constexpr std::int64_t kTimestampLatest = -1;
 constexpr std::int8_t kConfigSourceTopic = 1;  // DYNAMIC_TOPIC_CONFIG
-constexpr std::size_t kTableColumnsMax = 8;
 
 struct ConfigEntry {
   std::string name;
@@ -66,29 +58,6 @@ std::string_view config_source_name(std::int64_t source) {
   }
 }
 
-void print_table(const std::vector<std::string>& header,
-                 const std::vector<std::vector<std::string>>& rows) {
-  assert(!header.empty() && header.size() <= kTableColumnsMax);
-  std::vector<std::size_t> widths(header.size());
-  for (std::size_t column = 0; column < header.size(); ++column) widths[column] = header[column].size();
-  for (const auto& row : rows) {
-    assert(row.size() == header.size());
-    for (std::size_t column = 0; column < row.size(); ++column) {
-      widths[column] = std::max(widths[column], row[column].size());
-    }
-  }
-  auto print_row = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (std::size_t column = 0; column < cells.size(); ++column) {
-      line += cells[column];
-      if (column + 1 < cells.size()) line += std::string(widths[column] - cells[column].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  };
-  print_row(header);
-  for (const auto& row : rows) print_row(row);
-}
-
 std::string join_ints(const Value& array) {
   std::string text;
   for (const Value& item : array.as_array()) {
@@ -104,33 +73,11 @@ json ints_json(const Value& array) {
   return out;
 }
 
-Result<void> check_error(const StructValue& result, std::string_view context) {
-  const auto error_code = static_cast<std::int16_t>(result.get_int("error_code"));
-  if (error_code == 0) return {};
-  std::optional<std::string> message;
-  for (const auto& field : result.schema.span()) {
-    if (field.name == "error_message") message = result.get_nullable_string("error_message");
-  }
-  return std::unexpected(AdminError::from_kafka(error_code, context, message));
-}
-
 // ---- Requests ----
-
-// Metadata for `topic`, or for every topic when `topic` is empty. Never creates topics.
-Result<StructValue> fetch_metadata(AdminClient& client, const std::string& topic) {
-  StructValue request = AdminClient::new_request(protocol::kMetadataSchema);
-  if (topic.empty()) {
-    request.set("topics", protocol::Null{});
-  } else {
-    request.add("topics").set("name", topic);
-  }
-  request.set("allow_auto_topic_creation", false);
-  return client.call(protocol::kMetadataSchema, request);
-}
 
 // The topic's entry in a Metadata response, or its error.
 Result<StructValue> describe_partitions(AdminClient& client, const std::string& topic) {
-  auto metadata = fetch_metadata(client, topic);
+  auto metadata = fetch_metadata(client, std::vector<std::string>{topic});
   if (!metadata) return std::unexpected(metadata.error());
   for (const StructValue& entry : metadata->get_structs("topics")) {
     if (entry.get_string("name") != topic) continue;
@@ -143,29 +90,26 @@ Result<StructValue> describe_partitions(AdminClient& client, const std::string& 
 }
 
 // Partition index -> offset for `timestamp` (-2 earliest, -1 latest) of every partition.
-Result<std::vector<std::int64_t>> list_offsets(AdminClient& client, const std::string& topic,
-                                               std::size_t partition_count,
-                                               std::int64_t timestamp) {
-  StructValue request = AdminClient::new_request(protocol::kListOffsetsSchema);
-  request.set("replica_id", std::int64_t{-1});
-  StructValue& request_topic = request.add("topics");
-  request_topic.set("name", topic);
+Result<std::vector<std::int64_t>> list_partition_offsets(AdminClient& client,
+                                                         const std::string& topic,
+                                                         std::size_t partition_count,
+                                                         std::int64_t timestamp) {
+  std::vector<TopicPartition> partitions;
   for (std::size_t index = 0; index < partition_count; ++index) {
-    request_topic.add("partitions")
-        .set("partition_index", static_cast<std::int64_t>(index))
-        .set("timestamp", timestamp);
+    partitions.push_back({topic, static_cast<std::int32_t>(index)});
   }
-  auto response = client.call(protocol::kListOffsetsSchema, request);
-  if (!response) return std::unexpected(response.error());
-  std::vector<std::int64_t> offsets(partition_count, -1);
-  for (const StructValue& response_topic : response->get_structs("topics")) {
-    for (const StructValue& partition : response_topic.get_structs("partitions")) {
-      const auto index = static_cast<std::size_t>(partition.get_int("partition_index"));
-      const std::string context = "list offsets of " + topic + "-" + std::to_string(index);
-      if (auto ok = check_error(partition, context); !ok) return std::unexpected(ok.error());
-      if (index < partition_count) offsets[index] = partition.get_int("offset");
+  auto answered = list_offsets(client, partitions, timestamp);
+  if (!answered) return std::unexpected(answered.error());
+  std::vector<std::int64_t> offsets;
+  for (const auto& [partition, answer] : *answered) {  // sorted by partition index
+    if (answer.error_code != 0) {
+      return std::unexpected(AdminError::from_kafka(
+          answer.error_code, "list offsets of " + topic + "-" + std::to_string(partition.partition),
+          std::nullopt));
     }
+    offsets.push_back(answer.offset);
   }
+  assert(offsets.size() == partition_count);
   return offsets;
 }
 
@@ -236,7 +180,7 @@ Result<void> create_topic(AdminClient& client, const TopicCommandOptions& option
 }
 
 Result<void> list_topics(AdminClient& client, const TopicCommandOptions& options) {
-  auto metadata = fetch_metadata(client, "");
+  auto metadata = fetch_metadata(client, std::nullopt);
   if (!metadata) return std::unexpected(metadata.error());
   std::vector<StructValue> topics = metadata->get_structs("topics");
   std::sort(topics.begin(), topics.end(), [](const StructValue& a, const StructValue& b) {
@@ -317,9 +261,11 @@ Result<void> describe_topic(AdminClient& client, const TopicCommandOptions& opti
   std::sort(partitions.begin(), partitions.end(), [](const StructValue& a, const StructValue& b) {
     return a.get_int("partition_index") < b.get_int("partition_index");
   });
-  auto log_start = list_offsets(client, options.topic, partitions.size(), kTimestampEarliest);
+  auto log_start =
+      list_partition_offsets(client, options.topic, partitions.size(), kTimestampEarliest);
   if (!log_start) return std::unexpected(log_start.error());
-  auto high_watermark = list_offsets(client, options.topic, partitions.size(), kTimestampLatest);
+  auto high_watermark =
+      list_partition_offsets(client, options.topic, partitions.size(), kTimestampLatest);
   if (!high_watermark) return std::unexpected(high_watermark.error());
   std::optional<std::vector<TopicConfig>> configs;
   auto described = describe_configs(client, options.topic);
@@ -399,90 +345,43 @@ Result<void> alter_topic(AdminClient& client, const TopicCommandOptions& options
   return {};
 }
 
-using Action = std::function<Result<void>(AdminClient&, const TopicCommandOptions&)>;
-
-// Connects to the first broker of --brokers that answers and runs `action` on the runtime.
-int run_with_client(const TopicCommandOptions& options, const Action& action) {
-  std::vector<Address> addresses;
-  for (const auto part : std::views::split(std::string_view(options.brokers), ',')) {
-    const std::string_view text(part.begin(), part.end());
-    auto address = Address::parse(text);
-    if (!address || address->port == 0) {
-      std::fprintf(stderr, "sluice: invalid --brokers entry '%.*s': expected HOST:PORT\n",
-                   static_cast<int>(text.size()), text.data());
-      return kExitUsage;
-    }
-    addresses.push_back(*address);
-  }
-  assert(!addresses.empty());
-  RuntimeEnvOptions runtime_options;
-  runtime_options.handle_signals = false;  // Ctrl-C simply ends a command-line tool
-  RuntimeEnv runtime(runtime_options);
-  int exit_code = kExitFailure;
-  const bool finished = runtime.run_until_done([&](Env& env) {
-    Result<std::unique_ptr<AdminClient>> client = std::unexpected(AdminError{});
-    for (const Address& address : addresses) {
-      client = AdminClient::connect(env, address, milliseconds(options.timeout_ms));
-      if (client) break;
-      std::fprintf(stderr, "sluice: %s\n", client.error().message.c_str());
-    }
-    if (!client) return;
-    if (auto done = action(**client, options); !done) {
-      std::fprintf(stderr, "sluice: %s\n", done.error().message.c_str());
-      return;
-    }
-    exit_code = kExitOk;
-  });
-  return finished ? exit_code : kExitFailure;
-}
-
 }  // namespace
 
-CLI::App* TopicCommand::add_action(const char* name, const char* description, bool takes_topic) {
-  CLI::App* action = topic_->add_subcommand(name, description);
-  if (takes_topic) action->add_option("topic", options_.topic, "Topic name")->required();
-  action->add_option("--brokers", options_.brokers, "Bootstrap broker(s), HOST:PORT[,HOST:PORT]")
-      ->capture_default_str();
-  action->add_flag("--json", options_.json, "Print one JSON document instead of a table");
-  action->add_option("--timeout-ms", options_.timeout_ms, "Bound on connecting and on each request")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  return action;
+CLI::App* TopicCommand::add_topic_action(const char* name, const char* description,
+                                         bool takes_topic, TopicAction action) {
+  CLI::App* added = add_action(name, description, options_, [this, action] {
+    return run_admin_action(
+        options_, [&](AdminSession& session) { return action(session.bootstrap(), options_); });
+  });
+  if (takes_topic) added->add_option("topic", options_.topic, "Topic name")->required();
+  return added;
 }
 
-TopicCommand::TopicCommand(CLI::App& app) {
-  topic_ = app.add_subcommand(
-      "topic", "Administer topics on a Kafka-compatible broker (Sluice or Kafka) over the Kafka "
-               "protocol");
-  topic_->require_subcommand(1);
-  create_ = add_action("create", "Create a topic", true);
-  create_->add_option("-p,--partitions", options_.partitions, "Partition count (default: broker's)")
+TopicCommand::TopicCommand(CLI::App& app)
+    : AdminCommand(
+          app, "topic",
+          "Administer topics on a Kafka-compatible broker (Sluice or Kafka) over the Kafka "
+          "protocol") {
+  CLI::App* create = add_topic_action("create", "Create a topic", true, create_topic);
+  create->add_option("-p,--partitions", options_.partitions, "Partition count (default: broker's)")
       ->check(CLI::PositiveNumber);
-  create_->add_option("-r,--replication-factor", options_.replication_factor,
-                      "Replication factor (default: broker's)")
+  create
+      ->add_option("-r,--replication-factor", options_.replication_factor,
+                   "Replication factor (default: broker's)")
       ->check(CLI::PositiveNumber);
-  create_->add_option("-c,--config", options_.configs, "Topic config key=value (repeatable)")
+  create->add_option("-c,--config", options_.configs, "Topic config key=value (repeatable)")
       ->check(CLI::Validator(config_validator, "KEY=VALUE"));
-  list_ = add_action("list", "List topics with their partition counts", false);
-  describe_ = add_action("describe",
-                         "Show a topic's partitions (leader, replicas, ISR, log start and high "
-                         "watermark offsets) and configs",
-                         true);
-  delete_ = add_action("delete", "Delete a topic", true);
-  alter_ = add_action("alter", "Set topic configs, keeping the other overrides", true);
-  alter_->add_option("-c,--config", options_.configs, "Topic config key=value (repeatable)")
+  add_topic_action("list", "List topics with their partition counts", false, list_topics);
+  add_topic_action("describe",
+                   "Show a topic's partitions (leader, replicas, ISR, log start and high watermark "
+                   "offsets) and configs",
+                   true, describe_topic);
+  add_topic_action("delete", "Delete a topic", true, delete_topic);
+  CLI::App* alter = add_topic_action("alter", "Set topic configs, keeping the other overrides",
+                                     true, alter_topic);
+  alter->add_option("-c,--config", options_.configs, "Topic config key=value (repeatable)")
       ->check(CLI::Validator(config_validator, "KEY=VALUE"))
       ->required();
-}
-
-int TopicCommand::run() const {
-  assert(parsed());
-  if (create_->parsed()) return run_with_client(options_, create_topic);
-  if (list_->parsed()) return run_with_client(options_, list_topics);
-  if (describe_->parsed()) return run_with_client(options_, describe_topic);
-  if (delete_->parsed()) return run_with_client(options_, delete_topic);
-  if (alter_->parsed()) return run_with_client(options_, alter_topic);
-  return kExitUsage;
 }
 
 }  // namespace sluice::runtime

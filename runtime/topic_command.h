@@ -1,8 +1,7 @@
 #pragma once
 // `sluice topic create|list|describe|delete|alter`: topic administration over the Kafka protocol
 // (runtime/admin_client.h), so the same commands work against Kafka. Output is a human table by
-// default and one JSON document on stdout with --json. Exit codes: 0 done, 1 the broker refused or
-// could not be reached (Kafka error name and code on stderr), 2 usage error (CLI11).
+// default and one JSON document on stdout with --json. Flags and exit codes: admin_command.h.
 
 #include <CLI/CLI.hpp>
 
@@ -10,37 +9,30 @@
 #include <string>
 #include <vector>
 
+#include "runtime/admin_command.h"
+
 namespace sluice::runtime {
 
-struct TopicCommandOptions {
-  std::string brokers = "127.0.0.1:9092";  // HOST:PORT[,HOST:PORT...]: the first that answers
-  bool json = false;
-  std::int64_t timeout_ms = 30000;  // connect, and each request
+struct TopicCommandOptions : AdminOptions {
   std::string topic;
   std::int32_t partitions = -1;          // create: -1 = the broker's default
   std::int32_t replication_factor = -1;  // create: -1 = the broker's default
   std::vector<std::string> configs;      // create/alter: "key=value"
 };
 
-class TopicCommand {
+using TopicAction = AdminResult<void> (*)(AdminClient& client, const TopicCommandOptions& options);
+
+// `topic` and its actions (AdminCommand: parsed(), run()).
+class TopicCommand : public AdminCommand {
  public:
   // Adds the `topic` subcommand and its actions to `app`.
   explicit TopicCommand(CLI::App& app);
-  // True when the command line chose `topic` (after app.parse()).
-  bool parsed() const { return topic_->parsed(); }
-  // Runs the chosen action; returns the process exit code.
-  int run() const;
 
  private:
-  CLI::App* add_action(const char* name, const char* description, bool takes_topic);
+  CLI::App* add_topic_action(const char* name, const char* description, bool takes_topic,
+                             TopicAction action);
 
   TopicCommandOptions options_;
-  CLI::App* topic_ = nullptr;
-  CLI::App* create_ = nullptr;
-  CLI::App* list_ = nullptr;
-  CLI::App* describe_ = nullptr;
-  CLI::App* delete_ = nullptr;
-  CLI::App* alter_ = nullptr;
 };
 
 }  // namespace sluice::runtime
