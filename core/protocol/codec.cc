@@ -277,8 +277,18 @@ StructValue StructValue::with_defaults(Fields schema) {
       case FieldType::boolean: result.values.emplace_back(false); break;
       case FieldType::float64: result.values.emplace_back(0.0); break;
       case FieldType::uuid: result.values.emplace_back(Uuid{}); break;
-      case FieldType::string: result.values.emplace_back(std::string()); break;
-      case FieldType::bytes: result.values.emplace_back(Bytes()); break;
+      case FieldType::string:
+      case FieldType::bytes:
+        // Kafka's `"default": "null"`: a field nullable in every version that has it is null when
+        // absent (e.g. JoinGroup v2's group_instance_id: a dynamic member, not an empty id).
+        if (field.nullable.min <= field.nullable.max && field.nullable.min <= field.versions.min) {
+          result.values.emplace_back(Null{});
+        } else if (field.type == FieldType::string) {
+          result.values.emplace_back(std::string());
+        } else {
+          result.values.emplace_back(Bytes());
+        }
+        break;
       case FieldType::records: result.values.emplace_back(Null{}); break;
       case FieldType::array:
         if (field.element == FieldType::structure) {

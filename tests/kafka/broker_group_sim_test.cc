@@ -284,6 +284,39 @@ TEST_F(BrokerGroupSimTest, two_members_rebalance_sync_commit_and_fence_stale_gen
   }));
 }
 
+// kafka-python's versions: no group_instance_id field at all. Absent, it must mean "dynamic
+// member" (null), not an empty instance id that every member would share and be fenced by.
+TEST_F(BrokerGroupSimTest, members_of_versions_without_instance_ids_are_dynamic) {
+  ASSERT_TRUE(broker_.run([&] {
+    auto a = broker_.connect();
+    auto b = broker_.connect();
+    const Joined first = join_group(*a, "old", "", std::nullopt, 2);
+    ASSERT_EQ(first.error, kNone);
+    EXPECT_EQ(first.member_id.substr(0, 9), "sim-test-");  // client id + "-" + suffix
+    ASSERT_EQ(sync_group(*a, "old", first, {{first.member_id, "a"}}).error, kNone);
+    Joined b_joined;
+    Event b_done;
+    broker_.world().control_scope().spawn("member-b", [&] {
+      b_joined = join_group(*b, "old", "", std::nullopt, 2);
+      b_done.set();
+    });
+    this_fiber::sleep_for(milliseconds(50));
+    StructValue beat = request_of(api::kHeartbeat);
+    beat.set("group_id", Value(std::string("old")));
+    beat.set("generation_id", Value(std::int64_t{first.generation}));
+    beat.set("member_id", Value(first.member_id));
+    EXPECT_EQ(call(*a, api::kHeartbeat, 1, beat).get_int("error_code"), kRebalanceInProgress);
+    const Joined second = join_group(*a, "old", first.member_id, std::nullopt, 2);
+    ASSERT_TRUE(b_done.wait(kNever));
+    EXPECT_EQ(second.error, kNone);
+    EXPECT_EQ(b_joined.error, kNone);
+    EXPECT_NE(b_joined.member_id, first.member_id);
+    EXPECT_EQ(second.generation, 2);
+    EXPECT_EQ(second.members.size(), 2u);
+    EXPECT_EQ(describe_group(*a, "old").get_structs("members").size(), 2u);
+  }));
+}
+
 TEST_F(BrokerGroupSimTest, groups_generations_and_offsets_survive_a_crash) {
   Joined member;
   ASSERT_TRUE(broker_.run([&] {
