@@ -15,6 +15,7 @@ packages=(
   ccache ninja-build
   # Real Kafka clients for the integration tests (tests/integration).
   kcat python3-kafka python3-confluent-kafka librdkafka-dev
+  clojure  # a real EDN reader, for the history export test (tests/checkers)
 )
 
 missing=()
