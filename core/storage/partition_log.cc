@@ -147,7 +147,8 @@ std::expected<void, LogError> PartitionLog::recover() {
 
   auto clean = read_clean_marker(bases);
   if (!clean) return std::unexpected(clean.error());
-  if (bases.empty()) {
+  const bool new_log = bases.empty();
+  if (new_log) {
     auto created = Segment::create(disk, directory_, log_start_offset_);
     if (!created) return std::unexpected(from_disk(created.error()));
     bases.push_back(log_start_offset_);
@@ -174,6 +175,10 @@ std::expected<void, LogError> PartitionLog::recover() {
   if (!synced) return std::unexpected(from_disk(synced.error()));
   durable_end_offset_ = log_end_offset_;
   if (!segments_.back()->empty()) segments_.back()->start_age_clock(env_.now());
+  if (new_log) {
+    log_.debug("created an empty log at offset {}", log_start_offset_);
+    return {};
+  }
   log_.info("recovered offsets [{}, {}) in {} segments ({}; {} batches scanned, {} torn bytes cut, {} corrupt)",
             log_start_offset_, log_end_offset_, segments_.size(), clean->has_value() ? "clean shutdown" : "unclean shutdown",
             stats_.batches_scanned_on_recovery, stats_.torn_tail_bytes_truncated, stats_.corrupt_batches_found);
