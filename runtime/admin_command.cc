@@ -88,7 +88,7 @@ AdminResult<AdminClient*> AdminSession::client_for(const Address& address) {
         .kind = AdminError::Kind::protocol,
         .message = "too many brokers to connect to (" + std::to_string(clients_.size()) + ")"});
   }
-  auto client = AdminClient::connect(env_, address, timeout_);
+  auto client = connect_admin_client(env_, address, timeout_);
   if (!client) return std::unexpected(client.error());
   clients_.push_back(std::move(*client));
   return clients_.back().get();
@@ -104,7 +104,7 @@ int run_admin_action(const AdminOptions& options, const AdminAction& action) {
   const bool finished = runtime.run_until_done([&](Env& env) {
     AdminResult<std::unique_ptr<AdminClient>> client = std::unexpected(AdminError{});
     for (const Address& address : *addresses) {
-      client = AdminClient::connect(env, address, milliseconds(options.timeout_ms));
+      client = connect_admin_client(env, address, milliseconds(options.timeout_ms));
       if (client) break;
       std::fprintf(stderr, "sluice: %s\n", client.error().message.c_str());
     }
