@@ -2,6 +2,8 @@
 
 #include "scenarios/log_workload.h"
 
+#include "scenarios/fault_driver.h"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,9 +21,7 @@ constexpr Duration kQuietPeriod = seconds(30);
 
 struct History {
   std::vector<checkers::AppendOperation> operations;
-  std::uint64_t crashes = 0;
-  std::uint64_t pauses = 0;
-  std::uint64_t partitions = 0;
+  FaultCounts faults;
 };
 
 // One client: append records one at a time until `stop_at`, reconnecting after any error.
@@ -87,76 +87,6 @@ std::optional<std::vector<checkers::LoggedRecord>> read_whole_log(Env& env, cons
   return std::nullopt;
 }
 
-// The fault driver: a fiber that belongs to no node. Which kinds of fault it injects, and how
-// often, comes from the seed's swarm configuration.
-void run_faults(sim::SimWorld& world, sim::NodeId server, const sim::SwarmConfig& swarm,
-                Instant stop_at, History& history) {
-  Random random = world.random().fork("log_workload/faults");
-  const Log log("faults", &world.clock(server));
-  std::vector<int> kinds;  // 0 crash, 1 pause, 2 partition, 3 clog, 4 clock jump
-  if (swarm.crashes) kinds.push_back(0);
-  if (swarm.pauses) kinds.push_back(1);
-  if (swarm.partitions) kinds.push_back(2);
-  if (swarm.clogs) kinds.push_back(3);
-  if (swarm.clock_skew) kinds.push_back(4);
-  if (kinds.empty()) return;
-  const double interval_mean_s = 0.2 + random.uniform_double() * 2.0;
-  auto pick_duration = [&random](std::int64_t ms_min, std::int64_t ms_max) {
-    return milliseconds(random.range(ms_min, ms_max));
-  };
-  while (world.now() < stop_at) {
-    this_fiber::sleep_for(Duration(static_cast<std::int64_t>(random.exponential(interval_mean_s) * 1e9)));
-    if (world.now() >= stop_at) break;
-    const std::string victim = "client-" + std::to_string(1 + random.uniform(kClients));
-    switch (kinds[random.uniform(kinds.size())]) {
-      case 0:
-        if (!world.is_up(server)) break;
-        log.info("crash server");
-        world.crash(server);
-        history.crashes++;
-        this_fiber::sleep_for(pick_duration(1, 1500));
-        log.info("restart server");
-        world.restart(server);
-        break;
-      case 1:
-        if (!world.is_up(server) || world.is_paused(server)) break;
-        log.info("pause server");
-        world.pause(server);
-        history.pauses++;
-        this_fiber::sleep_for(pick_duration(1, 3000));
-        log.info("resume server");
-        world.resume(server);
-        break;
-      case 2:
-        if (random.bernoulli(0.5)) {
-          log.info("partition {} from server", victim);
-          world.network().partition(victim, "server");
-        } else {
-          log.info("isolate server");
-          world.network().isolate("server");
-        }
-        history.partitions++;
-        this_fiber::sleep_for(pick_duration(1, 3000));
-        log.info("heal network");
-        world.network().heal_all();
-        break;
-      case 3: {
-        const std::string host = random.bernoulli(0.5) ? victim : std::string("server");
-        const Duration duration = pick_duration(1, 2000);
-        log.info("clog {} for {} ms", host, duration.count() / 1'000'000);
-        world.network().clog(host, duration);
-        break;
-      }
-      case 4: {
-        const std::int64_t jump_ms = random.range(-swarm.clock_skew_ms_max, swarm.clock_skew_ms_max);
-        log.info("server wall clock jumps {} ms", jump_ms);
-        world.clock(server).jump_ms(jump_ms);
-        break;
-      }
-    }
-  }
-}
-
 }  // namespace
 
 ScenarioResult run_log_workload(const ScenarioOptions& options, const LogWorkload& workload) {
@@ -198,7 +128,11 @@ ScenarioResult run_log_workload(const ScenarioOptions& options, const LogWorkloa
     // The fault driver is not a node: it lives in its own scope, ended with the fault period so
     // it cannot undo the healing below.
     Scope faults(world.scheduler(), "faults");
-    faults.spawn("faults", [&] { run_faults(world, server, swarm, faults_end, history); });
+    FaultPlan plan;
+    plan.server = server;
+    plan.random_stream = "log_workload/faults";
+    for (int i = 1; i <= kClients; ++i) plan.client_hosts.push_back("client-" + std::to_string(i));
+    faults.spawn("faults", [&] { run_faults(world, swarm, plan, faults_end, history.faults); });
     world.run_until(faults_end);
   }
   {
@@ -229,9 +163,7 @@ ScenarioResult run_log_workload(const ScenarioOptions& options, const LogWorkloa
                      " acked=" + std::to_string(checked.acked) +
                      " log=" + std::to_string(final_log->size()) +
                      " unacked_in_log=" + std::to_string(checked.unknown_found) +
-                     " crashes=" + std::to_string(history.crashes) +
-                     " pauses=" + std::to_string(history.pauses) +
-                     " partitions=" + std::to_string(history.partitions);
+                     " " + history.faults.summary();
   }
   result.trace_hash = world.trace_hash();
   return result;

@@ -14,6 +14,24 @@ const std::vector<ScenarioInfo>& all_scenarios() {
        "clients produce record batches to one partition log (small segments) and fetch them back, "
        "under the same faults: acknowledged batches survive at their offsets, nothing corrupt is served",
        &run_partition_log},
+      {"crash_restart",
+       "idempotent acks=all producers against the real broker while it crashes (losing and tearing "
+       "unsynced writes) and restarts: every acknowledged record is read back once, at its offset",
+       &run_crash_restart},
+      {"client_network",
+       "producers behind partitions, resets, clogs and refused connects between them and the broker: "
+       "retries never duplicate (idempotence) nor lose acknowledged records",
+       &run_client_network},
+      {"slow_disk", "producers against a broker whose syncs and writes are slow: group commit under load",
+       &run_slow_disk},
+      {"clock_skew",
+       "the broker's wall clock jumps back and forth while segments roll by time: timestamps and "
+       "time-based retention never drop acknowledged records early",
+       &run_clock_skew},
+      {"retention_under_load",
+       "small segments deleted by retention.bytes while producers write: retention removes whole old "
+       "segments only, never records out of order or still-acknowledged tails",
+       &run_retention_under_load},
   };
   return scenarios;
 }
@@ -35,6 +53,9 @@ const std::vector<BugInfo>& all_bugs() {
        "partition_log"},
       {"storage_skip_crc_on_recovery", "partition log recovery accepts batches without checking their CRC",
        "partition_log"},
+      {"storage_ack_before_fsync", "(the same bug, against the real broker and Kafka producers)", "crash_restart"},
+      {"fetch_off_by_one", "Fetch reads from one past the requested offset (loses a record that ends its batch)",
+       "crash_restart"},
   };
   return bugs;
 }

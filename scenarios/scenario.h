@@ -42,5 +42,11 @@ const std::vector<BugInfo>& all_bugs();
 // Scenario entry points (one file each).
 ScenarioResult run_append_log(const ScenarioOptions& options);
 ScenarioResult run_partition_log(const ScenarioOptions& options);
+// Kafka scenarios (kafka_scenarios.cc): the real broker and simulated Kafka clients.
+ScenarioResult run_crash_restart(const ScenarioOptions& options);
+ScenarioResult run_client_network(const ScenarioOptions& options);
+ScenarioResult run_slow_disk(const ScenarioOptions& options);
+ScenarioResult run_clock_skew(const ScenarioOptions& options);
+ScenarioResult run_retention_under_load(const ScenarioOptions& options);
 
 }  // namespace sluice::scenarios

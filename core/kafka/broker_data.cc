@@ -168,7 +168,11 @@ std::size_t Broker::fetch_once(const StructValue& request, StructValue& response
           std::max<std::size_t>(std::min(partition_bytes_max, response_bytes_left), 1);
       // Verified but not copied: the connection sends these ranges straight from the segment
       // files (each slice keeps its segment's file open until it is sent).
-      auto read = log.read(offset, limit, high_watermark, /*ranges_only=*/true);
+      // Canary (simulation only): reading from one past the requested offset loses the record at
+      // it whenever that record ends its batch.
+      const std::int64_t read_from =
+          offset + 1 < high_watermark && env_.bug("fetch_off_by_one") ? offset + 1 : offset;
+      auto read = log.read(read_from, limit, high_watermark, /*ranges_only=*/true);
       if (!read) {
         out.set("error_code", int_value(kafka_error_code(read.error())));
         continue;

@@ -1,0 +1,49 @@
+// The Kafka scenarios built on kafka_workload.h: each is a workload, broker settings and a fault
+// theme. (The consumer-group scenarios join them once the simulated group consumer lands.)
+
+#include "scenarios/kafka_workload.h"
+
+namespace sluice::scenarios {
+
+ScenarioResult run_crash_restart(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.faults.force_crashes = true;  // lost and torn unsynced writes on every crash
+  return run_kafka_workload(options, spec);
+}
+
+ScenarioResult run_client_network(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.faults.force_partitions = true;
+  spec.producers = 4;
+  return run_kafka_workload(options, spec);
+}
+
+ScenarioResult run_slow_disk(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.slow_disk = true;
+  spec.produce_interval = milliseconds(5);
+  return run_kafka_workload(options, spec);
+}
+
+ScenarioResult run_clock_skew(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.faults.force_clock_jumps = true;
+  // Time-based retention and rolls under wall-clock jumps: nothing acknowledged may vanish
+  // before its time (retention.ms is far longer than the run, whatever the clock does).
+  spec.topic_configs = {
+      {"segment.ms", "2000"}, {"retention.ms", "86400000"}, {"segment.bytes", "65536"}};
+  return run_kafka_workload(options, spec);
+}
+
+ScenarioResult run_retention_under_load(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.produce_interval = milliseconds(2);
+  spec.topic_configs = {{"segment.bytes", "8192"}, {"retention.bytes", "32768"}};
+  spec.retention_may_delete = true;
+  spec.configure_broker = [](kafka::BrokerConfig& config) {
+    config.retention_check_interval = milliseconds(500);
+  };
+  return run_kafka_workload(options, spec);
+}
+
+}  // namespace sluice::scenarios

@@ -1,0 +1,34 @@
+#pragma once
+// The Kafka scenarios' shared shape: one broker node running the real kafka::Broker, producer
+// nodes running simulated Kafka producers (scenarios/clients) that record a Jepsen-style history,
+// a fault driver (scenarios/fault_driver.h) for the fault period, then a quiet period: the world
+// heals, the producers flush, a reader takes the final read, and checkers/kafka_history.h judges
+// the history. A scenario chooses the workload, the broker's settings and the faults.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/kafka/broker.h"
+#include "scenarios/fault_driver.h"
+#include "scenarios/scenario.h"
+
+namespace sluice::scenarios {
+
+struct KafkaWorkloadSpec {
+  std::int32_t partitions = 4;
+  int producers = 3;
+  bool idempotent = true;
+  std::int16_t acks = -1;
+  std::int64_t keys = 16;                        // records' keys cycle through this many
+  Duration produce_interval = milliseconds(20);  // per producer, between records
+  std::map<std::string, std::string> topic_configs;
+  FaultPlan faults;        // server and client hosts are filled in by the workload
+  bool slow_disk = false;  // the broker's disk: slow syncs and writes throughout the fault period
+  bool retention_may_delete = false;  // records may be gone from the final read by retention
+  void (*configure_broker)(kafka::BrokerConfig&) = nullptr;
+};
+
+ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWorkloadSpec& spec);
+
+}  // namespace sluice::scenarios
