@@ -170,6 +170,7 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   }
   result.summary = checked.summary() + " " + faults.summary();
   result.trace_hash = world.trace_hash();
+  result.simulated_seconds = std::chrono::duration<double>(world.now().time_since_epoch()).count();
   return result;
 }
 

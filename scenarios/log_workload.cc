@@ -166,6 +166,7 @@ ScenarioResult run_log_workload(const ScenarioOptions& options, const LogWorkloa
                      " " + history.faults.summary();
   }
   result.trace_hash = world.trace_hash();
+  result.simulated_seconds = std::chrono::duration<double>(world.now().time_since_epoch()).count();
   return result;
 }
 

@@ -20,6 +20,7 @@ struct ScenarioResult {
   std::uint64_t trace_hash = 0;
   std::vector<std::string> violations;  // empty = every invariant held
   std::string summary;                  // one line of counts for humans
+  double simulated_seconds = 0;         // virtual time the run covered
   bool ok() const { return violations.empty(); }
 };
 

@@ -20,8 +20,9 @@ using namespace sluice::scenarios;
 
 int run_one(const ScenarioInfo& scenario, const ScenarioOptions& options) {
   ScenarioResult result = scenario.run(options);
-  std::printf("scenario=%s seed=%" PRIu64 " trace=%016" PRIx64 " result=%s %s\n", scenario.name,
-              options.seed, result.trace_hash, result.ok() ? "ok" : "FAILED", result.summary.c_str());
+  std::printf("scenario=%s seed=%" PRIu64 " trace=%016" PRIx64 " result=%s sim_s=%.1f %s\n", scenario.name,
+              options.seed, result.trace_hash, result.ok() ? "ok" : "FAILED", result.simulated_seconds,
+              result.summary.c_str());
   for (const auto& violation : result.violations) std::printf("  violation: %s\n", violation.c_str());
   if (!result.ok()) {
     std::string replay = "sluice-sim run --scenario " + std::string(scenario.name) + " --seed " +
