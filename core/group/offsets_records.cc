@@ -84,16 +84,23 @@ constexpr std::int16_t kValueFlexibleFrom = 4;
 
 // ---- Consumer protocol (clients' ConsumerProtocolSubscription / ConsumerProtocolAssignment)
 
-// Readers decode only the leading fields they need (Fields{table, 1}): every later field, and every
-// later version's additions, are ignored, as the header promises.
-constexpr Field kConsumerSubscription[] = {
-    {.name = "topics", .type = FieldType::array, .element = FieldType::string},
-    {.name = "user_data", .type = FieldType::bytes, .nullable = kAllVersions},
-};
-
+// Readers decode only the leading fields they need (Fields{table, n}): every later field, and every
+// later version's additions, are ignored, as the header promises. The subscription table goes up
+// to v3 so that the simulator's cooperative clients can write owned partitions and generations.
 constexpr Field kConsumerTopicPartition[] = {
     {.name = "topic", .type = FieldType::string},
     {.name = "partitions", .type = FieldType::array, .element = FieldType::int32},
+};
+
+constexpr Field kConsumerSubscription[] = {
+    {.name = "topics", .type = FieldType::array, .element = FieldType::string},
+    {.name = "user_data", .type = FieldType::bytes, .nullable = kAllVersions},
+    {.name = "owned_partitions",
+     .type = FieldType::array,
+     .versions = since(1),
+     .fields = fields_of(kConsumerTopicPartition)},
+    {.name = "generation", .type = FieldType::int32, .versions = since(2), .default_int = -1},
+    {.name = "rack_id", .type = FieldType::string, .versions = since(3), .nullable = since(3)},
 };
 
 constexpr Field kConsumerAssignment[] = {
@@ -103,7 +110,7 @@ constexpr Field kConsumerAssignment[] = {
     {.name = "user_data", .type = FieldType::bytes, .nullable = kAllVersions},
 };
 
-constexpr std::int16_t kConsumerProtocolVersionWritten = 0;
+constexpr std::int16_t kConsumerAssignmentVersionWritten = 0;
 
 // ---- Helpers
 
@@ -153,6 +160,30 @@ std::optional<std::int16_t> read_version(std::string_view bytes, std::string_vie
   const auto version = static_cast<std::int16_t>(reader.u16());
   body = bytes.substr(sizeof(std::int16_t));
   return version;
+}
+
+// The consumer protocol's [topic, [partition]] lists.
+ConsumerTopicPartitions read_topic_partitions(const std::vector<StructValue>& topics) {
+  ConsumerTopicPartitions result;
+  result.reserve(topics.size());
+  for (const auto& topic : topics) {
+    std::vector<std::int32_t> partitions;
+    for (const auto& partition : topic["partitions"].as_array())
+      partitions.push_back(to_int32(partition));
+    result.emplace_back(topic.get_string("topic"), std::move(partitions));
+  }
+  return result;
+}
+
+void write_topic_partitions(const ConsumerTopicPartitions& topics, StructValue& body,
+                            std::string_view field) {
+  for (const auto& [topic, partitions] : topics) {
+    StructValue& entry = body.add(field);
+    Value::Array numbers;
+    numbers.reserve(partitions.size());
+    for (std::int32_t partition : partitions) numbers.push_back(protocol::int_value(partition));
+    entry.set("topic", string_value(topic)).set("partitions", Value(std::move(numbers)));
+  }
 }
 
 OffsetsRecordError to_records_error(DecodeError error) {
@@ -488,6 +519,18 @@ std::optional<ConsumerSubscription> decode_consumer_subscription(std::string_vie
   const auto& topics = (*decoded)["topics"].as_array();
   subscription.topics.reserve(topics.size());
   for (const auto& topic : topics) subscription.topics.push_back(topic.as_string());
+  // The cooperative fields, best effort: user_data, owned partitions (v1+), generation (v2+).
+  // A later version only appends fields, so the newest table known reads any newer version.
+  if (*version >= 1) {
+    ByteReader rest(sluice::as_bytes(body));
+    const auto version_read = std::min(*version, kConsumerSubscriptionVersionMax);
+    auto full =
+        protocol::decode_struct(Fields{kConsumerSubscription, 4}, version_read, false, rest);
+    if (full) {
+      subscription.owned_partitions = read_topic_partitions(full->get_structs("owned_partitions"));
+      subscription.generation = to_int32((*full)["generation"]);
+    }
+  }
   return subscription;
 }
 
@@ -499,38 +542,29 @@ std::optional<ConsumerAssignment> decode_consumer_assignment(std::string_view by
   auto decoded = protocol::decode_struct(Fields{kConsumerAssignment, 1}, *version, false, reader);
   if (!decoded) return std::nullopt;
   ConsumerAssignment assignment;
-  const auto& topics = decoded->get_structs("assigned_partitions");
-  assignment.partitions.reserve(topics.size());
-  for (const auto& topic : topics) {
-    std::vector<std::int32_t> partitions;
-    for (const auto& partition : topic["partitions"].as_array())
-      partitions.push_back(to_int32(partition));
-    assignment.partitions.emplace_back(topic.get_string("topic"), std::move(partitions));
-  }
+  assignment.partitions = read_topic_partitions(decoded->get_structs("assigned_partitions"));
   return assignment;
 }
 
-std::string encode_consumer_subscription(const ConsumerSubscription& subscription) {
+std::string encode_consumer_subscription(const ConsumerSubscription& subscription,
+                                         std::int16_t version) {
+  assert(version >= 0 && version <= kConsumerSubscriptionVersionMax);
   StructValue body = StructValue::with_defaults(fields_of(kConsumerSubscription));
   Value::Array topics;
   topics.reserve(subscription.topics.size());
   for (const auto& topic : subscription.topics) topics.push_back(string_value(topic));
   body.set("topics", Value(std::move(topics))).set("user_data", Value(Null{}));
-  return encode_versioned(fields_of(kConsumerSubscription), kConsumerProtocolVersionWritten, false,
-                          body);
+  write_topic_partitions(subscription.owned_partitions, body, "owned_partitions");
+  body.set("generation", protocol::int_value(subscription.generation))
+      .set("rack_id", Value(Null{}));
+  return encode_versioned(fields_of(kConsumerSubscription), version, false, body);
 }
 
 std::string encode_consumer_assignment(const ConsumerAssignment& assignment) {
   StructValue body = StructValue::with_defaults(fields_of(kConsumerAssignment));
-  for (const auto& [topic, partitions] : assignment.partitions) {
-    StructValue& entry = body.add("assigned_partitions");
-    Value::Array numbers;
-    numbers.reserve(partitions.size());
-    for (std::int32_t partition : partitions) numbers.push_back(protocol::int_value(partition));
-    entry.set("topic", string_value(topic)).set("partitions", Value(std::move(numbers)));
-  }
+  write_topic_partitions(assignment.partitions, body, "assigned_partitions");
   body.set("user_data", Value(Null{}));
-  return encode_versioned(fields_of(kConsumerAssignment), kConsumerProtocolVersionWritten, false,
+  return encode_versioned(fields_of(kConsumerAssignment), kConsumerAssignmentVersionWritten, false,
                           body);
 }
 

@@ -96,16 +96,25 @@ std::expected<OffsetsRecord, OffsetsRecordError> decode_offsets_record(std::stri
 // partitions (v1+), generation (v2+), rack (v3+)} and ConsumerProtocolAssignment {version i16,
 // assigned [topic string, partitions [i32]], user_data nullable bytes}. Readers accept any
 // version >= 0 and ignore fields they do not need (newer versions only append fields).
+using ConsumerTopicPartitions = std::vector<std::pair<std::string, std::vector<std::int32_t>>>;
 struct ConsumerSubscription {
   std::vector<std::string> topics;
+  // What a cooperative (KIP-429) member says it owns (v1+) and its generation (v2+; -1: none).
+  // The reader fills them when present and well-formed, and leaves them empty / -1 otherwise,
+  // so a member's subscription is never refused for them.
+  ConsumerTopicPartitions owned_partitions = {};
+  std::int32_t generation = -1;
 };
 struct ConsumerAssignment {
-  std::vector<std::pair<std::string, std::vector<std::int32_t>>> partitions;  // topic, partitions
+  ConsumerTopicPartitions partitions;  // topic, partitions
 };
 std::optional<ConsumerSubscription> decode_consumer_subscription(std::string_view bytes);
 std::optional<ConsumerAssignment> decode_consumer_assignment(std::string_view bytes);
-// For tests and the simulator's clients (version 0 encodings).
-std::string encode_consumer_subscription(const ConsumerSubscription& subscription);
+// For tests and the simulator's clients. Subscriptions: versions 0-3 (v1 writes the owned
+// partitions, v2 the generation, v3 a null rack); assignments: version 0.
+inline constexpr std::int16_t kConsumerSubscriptionVersionMax = 3;
+std::string encode_consumer_subscription(const ConsumerSubscription& subscription,
+                                         std::int16_t version = 0);
 std::string encode_consumer_assignment(const ConsumerAssignment& assignment);
 
 }  // namespace sluice::group

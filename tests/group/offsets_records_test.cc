@@ -539,9 +539,48 @@ TEST(ConsumerProtocol, reads_a_v1_subscription_with_owned_partitions) {
   const auto decoded = decode_consumer_subscription(subscription);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->topics, (std::vector<std::string>{"t1", "t2"}));
+  EXPECT_EQ(decoded->owned_partitions, (ConsumerTopicPartitions{{"t1", {0, 3}}}));
+  EXPECT_EQ(decoded->generation, -1);
 }
 
-TEST(ConsumerProtocol, reads_a_v3_subscription_ignoring_generation_and_rack) {
+TEST(ConsumerProtocol, encodes_cooperative_subscription_v1_and_v2) {
+  const ConsumerSubscription subscription{
+      .topics = {"t"}, .owned_partitions = {{"t", {2}}}, .generation = 7};
+  const std::string v1 =
+      "0001"
+      "00000001"
+      "000174"
+      "ffffffff"  // user_data null
+      "00000001"  // owned partitions: t [2]
+      "000174"
+      "00000001"
+      "00000002";
+  EXPECT_EQ(hex_of(encode_consumer_subscription(subscription, 1)), v1);
+  EXPECT_EQ(hex_of(encode_consumer_subscription(subscription, 2)),
+            "0002" + v1.substr(4) + "00000007");
+  EXPECT_EQ(hex_of(encode_consumer_subscription(subscription, 3)),
+            "0003" + v1.substr(4) + "00000007" + "ffff");  // rack null
+  for (std::int16_t version = 1; version <= 3; ++version) {
+    const auto decoded =
+        decode_consumer_subscription(encode_consumer_subscription(subscription, version));
+    ASSERT_TRUE(decoded.has_value()) << version;
+    EXPECT_EQ(decoded->owned_partitions, subscription.owned_partitions) << version;
+    EXPECT_EQ(decoded->generation, version >= 2 ? 7 : -1) << version;
+  }
+}
+
+TEST(ConsumerProtocol, reads_topics_of_a_v1_subscription_whose_owned_partitions_are_cut_off) {
+  std::string bytes = encode_consumer_subscription(
+      {.topics = {"t"}, .owned_partitions = {{"t", {0, 1}}}, .generation = 3}, 2);
+  bytes.resize(bytes.size() - 6);
+  const auto decoded = decode_consumer_subscription(bytes);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->topics, std::vector<std::string>{"t"});
+  EXPECT_TRUE(decoded->owned_partitions.empty());
+  EXPECT_EQ(decoded->generation, -1);
+}
+
+TEST(ConsumerProtocol, reads_a_v3_subscription_with_generation_ignoring_rack) {
   const std::string subscription = bytes_of(
       "0003"
       "00000001"
@@ -553,6 +592,8 @@ TEST(ConsumerProtocol, reads_a_v3_subscription_ignoring_generation_and_rack) {
   const auto decoded = decode_consumer_subscription(subscription);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->topics, (std::vector<std::string>{"t"}));
+  EXPECT_TRUE(decoded->owned_partitions.empty());
+  EXPECT_EQ(decoded->generation, 5);
 }
 
 TEST(ConsumerProtocol, reads_a_v1_assignment) {
@@ -596,10 +637,15 @@ RC_GTEST_PROP(ConsumerProtocolProperty, encodings_round_trip, ()) {
     assignment.partitions.emplace_back(small_string(),
                                        *rc::gen::arbitrary<std::vector<std::int32_t>>());
   }
+  const auto version = *rc::gen::inRange<std::int16_t>(0, kConsumerSubscriptionVersionMax + 1);
+  if (version >= 1) subscription.owned_partitions = assignment.partitions;
+  if (version >= 2) subscription.generation = *rc::gen::arbitrary<std::int32_t>();
   const auto subscription_decoded =
-      decode_consumer_subscription(encode_consumer_subscription(subscription));
+      decode_consumer_subscription(encode_consumer_subscription(subscription, version));
   RC_ASSERT(subscription_decoded.has_value());
   RC_ASSERT(subscription_decoded->topics == subscription.topics);
+  RC_ASSERT(subscription_decoded->owned_partitions == subscription.owned_partitions);
+  RC_ASSERT(subscription_decoded->generation == subscription.generation);
   const auto assignment_decoded =
       decode_consumer_assignment(encode_consumer_assignment(assignment));
   RC_ASSERT(assignment_decoded.has_value());
