@@ -46,4 +46,25 @@ ScenarioResult run_retention_under_load(const ScenarioOptions& options) {
   return run_kafka_workload(options, spec);
 }
 
+ScenarioResult run_rebalance_storm(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.partitions = 6;
+  spec.producers = 2;
+  spec.consumers = 4;
+  spec.consumer_faults = true;  // crashes and pauses past the session timeout; the swarm clogs
+  return run_kafka_workload(options, spec);
+}
+
+ScenarioResult run_static_membership(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.partitions = 8;
+  spec.producers = 2;
+  spec.consumers = 2;
+  spec.static_members = true;   // the orchestrator's replicas: restarts within the session timeout
+  spec.consumer_faults = true;  // keep their partitions; longer outages hand them over
+  spec.session_timeout = seconds(10);
+  spec.faults.swarm_kinds = false;  // the broker stays up: this is about the group
+  return run_kafka_workload(options, spec);
+}
+
 }  // namespace sluice::scenarios

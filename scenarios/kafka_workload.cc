@@ -2,11 +2,13 @@
 
 #include "scenarios/kafka_workload.h"
 
+#include <fstream>
 #include <memory>
 #include <vector>
 
 #include "checkers/kafka_history.h"
 #include "scenarios/clients/sim_admin.h"
+#include "scenarios/clients/sim_consumer.h"
 #include "scenarios/clients/sim_producer.h"
 #include "sim/world.h"
 
@@ -18,6 +20,8 @@ constexpr std::uint16_t kBrokerPort = 9092;
 constexpr std::string_view kTopic = "events";
 constexpr Duration kFlushTimeout = seconds(90);
 constexpr Duration kFinalReadTimeout = seconds(60);
+constexpr Duration kConsumerCatchUp = seconds(30);  // quiet time for consumers and groups to settle
+constexpr std::string_view kGroup = "workers";
 
 const Address kBroker{"broker", kBrokerPort};
 
@@ -81,6 +85,70 @@ void producer_main(Env& env, const KafkaWorkloadSpec& spec, int index, Instant s
   done = true;
 }
 
+// Shared between the consumer node and the driver: when to close the consumers, and when done.
+struct ConsumerControl {
+  bool stop_requested = false;
+  bool stopped = false;
+};
+
+clients::SimConsumerConfig consumer_config(const KafkaWorkloadSpec& spec, int index,
+                                           clients::AssignmentStrategy assignor) {
+  clients::SimConsumerConfig config;
+  config.process = "consumer-" + std::to_string(index);
+  config.client_id = config.process;
+  config.bootstrap = kBroker;
+  config.group_id = std::string(kGroup);
+  if (spec.static_members) config.group_instance_id = "member-" + std::to_string(index);
+  config.topics = {std::string(kTopic)};
+  config.assignor = assignor;
+  config.session_timeout = spec.session_timeout;
+  config.rebalance_timeout = seconds(10);
+  config.heartbeat_interval = seconds(1);
+  config.request_timeout = seconds(5);
+  config.fetch_wait_max = milliseconds(200);
+  return config;
+}
+
+// The consumer node: the group's members, and (when the spec asks) their crashes and pauses until
+// the fault period ends; then they run until the driver asks them to close.
+void consumers_main(Env& env, const KafkaWorkloadSpec& spec, Instant stop_faults_at,
+                    checkers::History& history, ConsumerControl& control) {
+  Random random = env.random().fork("consumer-faults");
+  const auto assignor = static_cast<clients::AssignmentStrategy>(
+      spec.assignor >= 0 ? spec.assignor : static_cast<int>(random.uniform(3)));
+  Scope scope(env.scheduler().current_scope(), "consumers");
+  std::vector<std::unique_ptr<clients::SimConsumer>> consumers;
+  for (int i = 1; i <= spec.consumers; ++i) {
+    consumers.push_back(std::make_unique<clients::SimConsumer>(env, scope, history,
+                                                               consumer_config(spec, i, assignor)));
+    consumers.back()->start();
+  }
+  const std::int64_t session_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(spec.session_timeout).count();
+  while (spec.consumer_faults && env.now() < stop_faults_at) {
+    this_fiber::sleep_for(Duration(static_cast<std::int64_t>(random.exponential(1.5) * 1e9)));
+    if (env.now() >= stop_faults_at) break;
+    clients::SimConsumer& victim = *consumers[random.uniform(consumers.size())];
+    const Duration outage = milliseconds(random.range(100, 2 * session_ms));
+    if (random.bernoulli(0.5)) {
+      env.log().info("crash {} for {} ms", victim.config().process, outage.count() / 1'000'000);
+      victim.crash();
+      this_fiber::sleep_for(outage);
+      victim.restart();
+    } else {
+      env.log().info("pause {} for {} ms", victim.config().process, outage.count() / 1'000'000);
+      victim.pause();
+      this_fiber::sleep_for(outage);
+      victim.resume();
+    }
+  }
+  while (!control.stop_requested) this_fiber::sleep_for(milliseconds(100));
+  for (auto& consumer : consumers) {
+    if (consumer->running()) consumer->close(env.deadline_after(seconds(10)));
+  }
+  control.stopped = true;
+}
+
 void apply_fault_settings(sim::SimWorld& world, const sim::SwarmConfig& swarm, sim::NodeId broker,
                           const KafkaWorkloadSpec& spec) {
   sim::SimNetworkFaults network;
@@ -128,6 +196,13 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
       producers_done[static_cast<std::size_t>(i - 1)] = done ? 1 : 0;
     });
   }
+  ConsumerControl consumer_control;
+  if (spec.consumers > 0) {
+    plan.client_hosts.push_back("consumer-host");
+    world.add_node("consumer-host", [&](Env& env) {
+      consumers_main(env, spec, faults_end, history, consumer_control);
+    });
+  }
   FaultCounts faults;
   {
     Scope fault_scope(world.scheduler(), "faults");
@@ -151,17 +226,35 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   std::string read_error;
   world.add_node("reader-host", [&](Env& env) {
     clients::SimAdmin admin(env, admin_config("final-reader"), history);
+    if (spec.consumers > 0) {
+      this_fiber::sleep_for(kConsumerCatchUp);
+      // Records the group's state for the liveness check (an error here is its own finding).
+      if (auto described =
+              admin.describe_group(std::string(kGroup), env.deadline_after(seconds(10)));
+          !described) {
+        read_error = "describe group: " + described.error().message;
+      }
+    }
     auto records = admin.final_read({std::string(kTopic)}, env.deadline_after(kFinalReadTimeout));
     if (!records) read_error = records.error().message;
     read_done = true;
   });
   world.run_until([&] { return read_done; });
+  if (spec.consumers > 0) {
+    consumer_control.stop_requested = true;
+    world.run_until([&] { return consumer_control.stopped; });
+  }
 
   checkers::KafkaCheckOptions check_options;
   check_options.idempotent_producers = spec.idempotent;
-  check_options.require_final_groups_stable = false;
+  check_options.require_final_groups_stable = spec.consumers > 0;
   check_options.retention_may_delete = spec.retention_may_delete;
   const checkers::KafkaCheckResult checked = checkers::check_kafka_history(history, check_options);
+  if (!options.history_path.empty()) {
+    std::ofstream out(options.history_path);
+    history.write_json_lines(out);
+    if (!out) result.violations.push_back("cannot write the history to " + options.history_path);
+  }
   if (!read_done) result.violations.push_back("liveness: the final read never finished");
   if (!read_error.empty())
     result.violations.push_back("liveness: the final read failed: " + read_error);

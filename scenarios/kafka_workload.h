@@ -27,6 +27,15 @@ struct KafkaWorkloadSpec {
   bool slow_disk = false;  // the broker's disk: slow syncs and writes throughout the fault period
   bool retention_may_delete = false;  // records may be gone from the final read by retention
   void (*configure_broker)(kafka::BrokerConfig&) = nullptr;
+  // Consumers: one group of simulated consumers (scenarios/clients/sim_consumer.h) on a
+  // "consumer-host" node, consuming the topic from the start; 0 for none.
+  int consumers = 0;
+  int assignor = -1;            // an AssignmentStrategy, or -1: chosen by the seed
+  bool static_members = false;  // group.instance.id "member-N"
+  // During the fault period, consumers crash (and restart after up to twice the session
+  // timeout) and pause (past the session timeout or not).
+  bool consumer_faults = false;
+  Duration session_timeout = seconds(6);
 };
 
 ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWorkloadSpec& spec);

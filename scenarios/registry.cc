@@ -32,6 +32,15 @@ const std::vector<ScenarioInfo>& all_scenarios() {
        "small segments deleted by retention.bytes while producers write: retention removes whole old "
        "segments only, never records out of order or still-acknowledged tails",
        &run_retention_under_load},
+      {"rebalance_storm",
+       "a consumer group (range, roundrobin or cooperative-sticky by seed) whose members crash, restart "
+       "and pause past their session timeout while producers write and the broker faults: one owner per "
+       "partition per generation, commits never regress, nothing acknowledged goes unread, Stable at the end",
+       &run_rebalance_storm},
+      {"static_membership",
+       "two static members (group.instance.id) restarting within and beyond the session timeout: "
+       "exclusivity, no lost or unread records, the group Stable at the end",
+       &run_static_membership},
   };
   return scenarios;
 }
@@ -56,6 +65,9 @@ const std::vector<BugInfo>& all_bugs() {
       {"storage_ack_before_fsync", "(the same bug, against the real broker and Kafka producers)", "crash_restart"},
       {"fetch_off_by_one", "Fetch reads from one past the requested offset (loses a record that ends its batch)",
        "crash_restart"},
+      {"group_two_owners", "SyncGroup hands every member the leader's assignment (two owners per partition)",
+       "rebalance_storm"},
+      {"group_accept_stale_commit", "OffsetCommit from a zombie (an older generation or an expired member) is accepted", "rebalance_storm"},
   };
   return bugs;
 }

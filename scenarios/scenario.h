@@ -14,6 +14,7 @@ struct ScenarioOptions {
   std::vector<std::string> bugs;         // canary bugs to plant (see `sluice-sim bugs`)
   Duration fault_duration = seconds(20);  // virtual time with faults, then a quiet period
   bool verbose = false;                   // broker logs at info instead of warn
+  std::string history_path;               // Kafka scenarios: write the history here (JSON lines)
 };
 
 struct ScenarioResult {
@@ -49,5 +50,7 @@ ScenarioResult run_client_network(const ScenarioOptions& options);
 ScenarioResult run_slow_disk(const ScenarioOptions& options);
 ScenarioResult run_clock_skew(const ScenarioOptions& options);
 ScenarioResult run_retention_under_load(const ScenarioOptions& options);
+ScenarioResult run_rebalance_storm(const ScenarioOptions& options);
+ScenarioResult run_static_membership(const ScenarioOptions& options);
 
 }  // namespace sluice::scenarios

@@ -262,6 +262,10 @@ void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
       if (auto* sync = std::get_if<group::SyncResponse>(&effect))
         sync->error = kafka_error::kCoordinatorNotAvailable;
     }
+    if (auto* sync = std::get_if<group::SyncResponse>(&effect); sync != nullptr && env_.bug("group_two_owners")) {
+      // Canary (simulation only): every member gets the leader's assignment.
+      if (auto leaders = entry.machine.assignment_of(entry.machine.leader())) sync->assignment = *leaders;
+    }
     auto waiter = entry.waiting.find(token_of(effect));
     if (waiter == entry.waiting.end()) continue;  // its fiber was unwound (the broker stops)
     waiter->second.set_value(std::move(effect));
@@ -348,10 +352,13 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   if (!group)
     return fail_all(simple ? kafka_error::kCoordinatorNotAvailable
                            : kafka_error::kIllegalGeneration);
-  if (const std::int16_t error =
-          group->machine.commit_check(generation, member_id, group_instance_id, now_ms())) {
-    return fail_all(error);
-  }
+  std::int16_t check = group->machine.commit_check(generation, member_id, group_instance_id, now_ms());
+  // Canary (simulation only): a zombie's commit (an older generation, or a member id the group
+  // already expired) is taken as current.
+  const bool fenced =
+      check == group::error_code::illegal_generation || check == group::error_code::unknown_member_id;
+  if (fenced && generation >= 0 && env_.bug("group_accept_stale_commit")) check = 0;
+  if (check != 0) return fail_all(check);
   const std::int64_t commit_timestamp_ms = env_.clock().wall_ms();
   std::vector<std::pair<std::string, std::optional<std::string>>> records;
   std::vector<OffsetCommitEntry*> accepted;
