@@ -293,6 +293,10 @@ SimAdmin::Result<std::vector<RecordRef>> SimAdmin::fetch_once(const TopicPartiti
   return std::unexpected(protocol_error("Fetch did not answer for " + where));
 }
 
+namespace {
+constexpr std::int16_t kOffsetOutOfRange = 1;
+}  // namespace
+
 SimAdmin::Result<std::vector<RecordRef>> SimAdmin::read_partition(const TopicPartition& tp,
                                                                   Instant deadline) {
   auto start = list_offsets({tp}, kEarliestTimestamp, deadline);
@@ -304,6 +308,19 @@ SimAdmin::Result<std::vector<RecordRef>> SimAdmin::read_partition(const TopicPar
   for (std::size_t fetches = 0; fetches < kFetchesPerPartitionMax; ++fetches) {
     auto fetched = with_retries<std::vector<RecordRef>>(
         deadline, [&] { return fetch_once(tp, offset, high_watermark, deadline); });
+    if (!fetched && fetched.error().kind == client::ClientError::Kind::kafka &&
+        fetched.error().error_code == kOffsetOutOfRange) {
+      // Retention moved the log start past the read: start over from the new start (what lay
+      // below it is gone, which the checkers allow only where retention may delete).
+      auto restart = list_offsets({tp}, kEarliestTimestamp, deadline);
+      if (!restart) return std::unexpected(restart.error());
+      if (restart->at(tp) > offset) {
+        offset = restart->at(tp);
+        records.clear();
+        target = -1;
+        continue;
+      }
+    }
     if (!fetched) return std::unexpected(fetched.error());
     if (target < 0) target = high_watermark;
     for (RecordRef& record : *fetched) {
