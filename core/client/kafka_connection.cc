@@ -323,16 +323,17 @@ KafkaConnection::Result<StructValue> KafkaConnection::call(const protocol::Messa
   return call_version(schema, *version, request, deadline);
 }
 
+ClientError KafkaConnection::busy_error(const protocol::MessageSchema& schema) const {
+  return ClientError{.kind = ClientError::Kind::connection,
+                     .net_error = NetError::timed_out,
+                     .message = fmt::format("{} to {}: timed out waiting for an earlier request",
+                                            schema.name, address_.to_string())};
+}
+
 KafkaConnection::Result<StructValue> KafkaConnection::call_version(
     const protocol::MessageSchema& schema, std::int16_t version, const StructValue& request,
     Instant deadline) {
-  if (!exchange_mutex_.lock(deadline)) {
-    return std::unexpected(
-        ClientError{.kind = ClientError::Kind::connection,
-                    .net_error = NetError::timed_out,
-                    .message = fmt::format("{} to {}: timed out waiting for an earlier request",
-                                           schema.name, address_.to_string())});
-  }
+  if (!exchange_mutex_.lock(deadline)) return std::unexpected(busy_error(schema));
   ExchangeGuard guard(exchange_mutex_, *this);
   auto correlation_id = write_request(schema, version, request, deadline);
   if (!correlation_id) {
@@ -348,13 +349,7 @@ KafkaConnection::Result<void> KafkaConnection::send(const protocol::MessageSchem
                                                     const StructValue& request, Instant deadline) {
   auto version = version_for(schema);
   if (!version) return std::unexpected(version.error());
-  if (!exchange_mutex_.lock(deadline)) {
-    return std::unexpected(
-        ClientError{.kind = ClientError::Kind::connection,
-                    .net_error = NetError::timed_out,
-                    .message = fmt::format("{} to {}: timed out waiting for an earlier request",
-                                           schema.name, address_.to_string())});
-  }
+  if (!exchange_mutex_.lock(deadline)) return std::unexpected(busy_error(schema));
   ExchangeGuard guard(exchange_mutex_, *this);
   auto written = write_request(schema, *version, request, deadline);
   guard.finish();

@@ -68,6 +68,15 @@ struct ConnectionOptions {
   Duration request_timeout = seconds(30);  // the deadline of call() without one
   // A larger response frame is refused before allocation (the connection then breaks).
   std::uint32_t response_bytes_max = 64 * 1024 * 1024;
+
+  // One timeout for connecting and for each request, as the simulated clients use.
+  static ConnectionOptions with_timeout(std::string client_id, Duration timeout) {
+    ConnectionOptions options;
+    options.client_id = std::move(client_id);
+    options.connect_timeout = timeout;
+    options.request_timeout = timeout;
+    return options;
+  }
 };
 
 class KafkaConnection {
@@ -115,6 +124,8 @@ class KafkaConnection {
   const ConnectionOptions& options() const { return options_; }
 
  private:
+  // The error of a request that could not start before its deadline (another was in flight).
+  ClientError busy_error(const protocol::MessageSchema& schema) const;
   KafkaConnection(Env& env, Address address, std::unique_ptr<Stream> stream,
                   ConnectionOptions options);
   Result<void> negotiate_versions(Instant deadline);

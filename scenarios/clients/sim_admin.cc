@@ -59,9 +59,7 @@ SimAdmin::SimAdmin(Env& env, SimAdminConfig config, checkers::History& history)
       config_(std::move(config)),
       history_(history),
       cluster_(env, config_.bootstrap,
-               client::ConnectionOptions{.client_id = config_.process,
-                                         .connect_timeout = config_.request_timeout,
-                                         .request_timeout = config_.request_timeout}) {
+               client::ConnectionOptions::with_timeout(config_.process, config_.request_timeout)) {
   assert(config_.fetch_bytes_max > 0);
 }
 

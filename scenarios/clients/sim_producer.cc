@@ -134,9 +134,7 @@ SimProducer::SimProducer(Env& env, SimProducerConfig config, checkers::History& 
       config_(std::move(config)),
       history_(history),
       cluster_(env, config_.bootstrap,
-               client::ConnectionOptions{.client_id = config_.process,
-                                         .connect_timeout = config_.request_timeout,
-                                         .request_timeout = config_.request_timeout}) {
+               client::ConnectionOptions::with_timeout(config_.process, config_.request_timeout)) {
   assert(config_.acks == 0 || config_.acks == 1 || config_.acks == -1);
   // Kafka refuses enable.idempotence with acks other than all.
   assert(!config_.idempotent || config_.acks == -1);
