@@ -208,7 +208,7 @@ def main():
     for m in survivors:
         readers[m].all()
     for m in survivors:
-        processes[m].terminate()
+        harness.signal_child(processes[m])  # all at once; stop_child then waits for each
     for m in survivors:
         harness.stop_child(processes[m])
 

@@ -153,9 +153,16 @@ class Harness:
         except OSError:
             return ""
 
+    def signal_child(self, process):
+        """Sends a worker SIGTERM once: a second one could land after Python has restored the
+        default handler at interpreter exit and kill it with -15."""
+        if not getattr(process, "sluice_signalled", False):
+            process.send_signal(signal.SIGTERM)
+            process.sluice_signalled = True
+
     def stop_child(self, process, timeout_s=20):
         """SIGTERM (workers close their client and exit 0); fails if it does not exit 0 in time."""
-        process.send_signal(signal.SIGTERM)
+        self.signal_child(process)
         try:
             status = process.wait(timeout_s)
         except subprocess.TimeoutExpired:
