@@ -103,6 +103,19 @@ std::expected<void, storage::LogError> GroupCoordinator::open() {
       return std::unexpected(storage::LogError::io);
     }
     topic = *created;
+  } else if (topic->settings.log.retention_ms >= 0 || topic->settings.log.retention_bytes >= 0) {
+    // Retention would delete groups' only records (e.g. after its config file was lost to
+    // corruption and the topic fell back to broker defaults): switch it off again.
+    ConfigMap overrides = topic->config_overrides;
+    overrides["retention.ms"] = "-1";
+    overrides["retention.bytes"] = "-1";
+    log_.warn("{} had retention enabled; switching it off (it holds the groups' only records)",
+              group::kOffsetsTopic);
+    if (auto altered = topics_.alter_configs(std::string(group::kOffsetsTopic), overrides); !altered) {
+      return std::unexpected(storage::LogError::io);
+    }
+    topic = topics_.find(group::kOffsetsTopic);
+    assert(topic != nullptr);
   }
   offsets_partitions_ = static_cast<std::int32_t>(topic->partitions.size());
   if (offsets_partitions_ != config_.offsets_topic_partitions) {
@@ -173,6 +186,20 @@ std::expected<void, storage::LogError> GroupCoordinator::load_partition(
   std::int64_t offset = log.log_start_offset();
   while (offset < end) {
     auto read = log.read(offset, kLoadReadBytes, end);
+    if (!read && read.error() == storage::LogError::corrupt) {
+      // A corrupt batch (detected, never served) must not keep the broker from starting: skip
+      // the unreadable rest of its segment; later segments hold the newer records anyway.
+      std::int64_t next = end;
+      for (const auto& segment : log.segments()) {
+        if (segment->base_offset() > offset) {
+          next = segment->base_offset();
+          break;
+        }
+      }
+      log_.error("{}: skipping unreadable offsets [{}, {})", log.directory(), offset, next);
+      offset = next;
+      continue;
+    }
     if (!read) return std::unexpected(read.error());
     if (read->batch_count == 0) break;
     std::span<const std::byte> bytes = read->bytes;
@@ -262,9 +289,11 @@ void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
       if (auto* sync = std::get_if<group::SyncResponse>(&effect))
         sync->error = kafka_error::kCoordinatorNotAvailable;
     }
-    if (auto* sync = std::get_if<group::SyncResponse>(&effect); sync != nullptr && env_.bug("group_two_owners")) {
+    if (auto* sync = std::get_if<group::SyncResponse>(&effect);
+        sync != nullptr && env_.bug("group_two_owners")) {
       // Canary (simulation only): every member gets the leader's assignment.
-      if (auto leaders = entry.machine.assignment_of(entry.machine.leader())) sync->assignment = *leaders;
+      if (auto leaders = entry.machine.assignment_of(entry.machine.leader()))
+        sync->assignment = *leaders;
     }
     auto waiter = entry.waiting.find(token_of(effect));
     if (waiter == entry.waiting.end()) continue;  // its fiber was unwound (the broker stops)
@@ -352,11 +381,12 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   if (!group)
     return fail_all(simple ? kafka_error::kCoordinatorNotAvailable
                            : kafka_error::kIllegalGeneration);
-  std::int16_t check = group->machine.commit_check(generation, member_id, group_instance_id, now_ms());
+  std::int16_t check =
+      group->machine.commit_check(generation, member_id, group_instance_id, now_ms());
   // Canary (simulation only): a zombie's commit (an older generation, or a member id the group
   // already expired) is taken as current.
-  const bool fenced =
-      check == group::error_code::illegal_generation || check == group::error_code::unknown_member_id;
+  const bool fenced = check == group::error_code::illegal_generation ||
+                      check == group::error_code::unknown_member_id;
   if (fenced && generation >= 0 && env_.bug("group_accept_stale_commit")) check = 0;
   if (check != 0) return fail_all(check);
   const std::int64_t commit_timestamp_ms = env_.clock().wall_ms();

@@ -185,6 +185,12 @@ std::expected<void, storage::LogError> TopicManager::recover() {
     auto topic = std::make_unique<Topic>();
     topic->name = name;
     auto overrides = load_configs(name);
+    if (!overrides && overrides.error() == storage::LogError::corrupt) {
+      // A flipped bit in the (CRC-sealed) config file must not keep the broker, and every other
+      // topic, from starting: keep the topic's data, with broker defaults, as for rejected keys.
+      log_.error("topic '{}' has a corrupt config file; using defaults", name);
+      overrides = ConfigMap{};
+    }
     if (!overrides) return std::unexpected(overrides.error());
     auto settings = resolve_topic_settings(defaults_, *overrides);
     if (!settings) {

@@ -133,7 +133,6 @@ Bytes batch_of_size(std::size_t value_bytes) {
   return storage::build_batch(spec);
 }
 
-
 // The partition response of an acks=all Produce v7 of one batch to partition 0.
 StructValue produce(Stream& stream, std::string_view topic, Bytes batch) {
   StructValue response =
@@ -340,6 +339,26 @@ TEST_F(BrokerAdminSimTest, alter_configs_replaces_the_overrides_and_survives_a_c
   }));
 }
 
+// Regression (disk_corruption): a flipped bit in a topic's config file made Broker::open fail,
+// so one corrupt file kept every topic offline. The topic now opens with defaults, data intact.
+TEST_F(BrokerAdminSimTest, corrupt_topic_config_file_opens_the_topic_with_defaults) {
+  ASSERT_TRUE(broker_.run([&] {
+    auto stream = broker_.connect();
+    ASSERT_EQ(
+        create_topic(*stream, "flipped", 1, 1, {{"retention.ms", "60000"}}).get_int("error_code"),
+        error::kNone);
+    EXPECT_EQ(produce(*stream, "flipped", batch_of_size(10)).get_int("base_offset"), 0);
+  }));
+  ASSERT_TRUE(broker_.world().disk(sim::NodeId{0}).flip_bit("/data/flipped.config", 9, 3));
+  broker_.crash_and_restart();
+  ASSERT_TRUE(broker_.run([&] {
+    auto stream = broker_.connect();
+    EXPECT_EQ(config_value(*stream, "flipped", "retention.ms"),
+              std::to_string(7LL * 24 * 3600 * 1000));
+    EXPECT_EQ(produce(*stream, "flipped", batch_of_size(10)).get_int("base_offset"), 1);
+  }));
+}
+
 TEST_F(BrokerAdminSimTest, produce_enforces_max_message_bytes) {
   ASSERT_TRUE(broker_.run([&] {
     auto stream = broker_.connect();
@@ -419,10 +438,10 @@ TEST(BrokerMemoryBudgetSimTest, large_requests_wait_for_the_budget) {
   ASSERT_TRUE(broker.run([&] {
     auto setup = broker.connect();
     ASSERT_EQ(create_topic(*setup, "big", 1, 1).get_int("error_code"), error::kNone);
-    const Bytes first_request = encode_request(protocol::api::kProduce, 7, 1,
-                                               produce_request("big", -1, batch_of_size(800 * 1024)));
-    const Bytes second_request = encode_request(protocol::api::kProduce, 7, 2,
-                                                produce_request("big", -1, batch_of_size(800 * 1024)));
+    const Bytes first_request = encode_request(
+        protocol::api::kProduce, 7, 1, produce_request("big", -1, batch_of_size(800 * 1024)));
+    const Bytes second_request = encode_request(
+        protocol::api::kProduce, 7, 2, produce_request("big", -1, batch_of_size(800 * 1024)));
     auto first = broker.connect();
     auto second = broker.connect();
     // The first request's size and most of its body: it holds 800 KiB of budget, unanswered.

@@ -345,6 +345,61 @@ TEST_F(BrokerGroupSimTest, groups_generations_and_offsets_survive_a_crash) {
   }));
 }
 
+// Regression (disk_corruption): a corrupt batch in a closed __consumer_offsets segment made
+// GroupCoordinator::open, and so Broker::open, fail. The load now skips the unreadable segment.
+TEST(BrokerGroupCorruptionSimTest, a_corrupt_offsets_segment_is_skipped_on_load) {
+  BrokerWorld broker([](BrokerConfig& config) {
+    config.group.initial_rebalance_delay_ms = 0;
+    config.offsets_topic_partitions = 1;
+    config.offsets_segment_bytes = 64;  // every commit rolls a new segment
+  });
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    create_orders_topic(*stream);
+    ASSERT_EQ(commit(*stream, "simple", -1, "", 1, 5), kNone);
+    ASSERT_EQ(commit(*stream, "simple", -1, "", 3, 7), kNone);
+    ASSERT_EQ(commit(*stream, "simple", -1, "", 3, 8), kNone);
+  }));
+  const std::string first_segment =
+      "/data/" + std::string(group::kOffsetsTopic) + "-0/00000000000000000000.log";
+  ASSERT_TRUE(broker.world().disk(sim::NodeId{0}).flip_bit(first_segment, 80, 1));
+  broker.crash_and_restart();
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    const auto offsets = fetch_offsets(*stream, "simple");
+    EXPECT_FALSE(offsets.contains({"orders", 1}));  // its only commit was in the corrupt batch
+    EXPECT_EQ(offsets.at({"orders", 3}), 8);
+  }));
+}
+
+// A lost config file leaves a topic on broker defaults; for __consumer_offsets that would switch
+// retention on and let it delete the groups' only records. The coordinator switches it off again.
+TEST(BrokerGroupCorruptionSimTest, a_corrupt_offsets_config_does_not_turn_retention_on) {
+  BrokerWorld broker([](BrokerConfig& config) { config.offsets_topic_partitions = 1; });
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    create_orders_topic(*stream);
+    ASSERT_EQ(commit(*stream, "kept", -1, "", 0, 3), kNone);
+  }));
+  const std::string config_file = "/data/" + std::string(group::kOffsetsTopic) + ".config";
+  ASSERT_TRUE(broker.world().disk(sim::NodeId{0}).flip_bit(config_file, 10, 3));
+  broker.crash_and_restart();
+  ASSERT_TRUE(broker.run([&] {
+    auto stream = broker.connect();
+    EXPECT_EQ(fetch_offsets(*stream, "kept").at({"orders", 0}), 3);
+    StructValue request = request_of(api::kDescribeConfigs);
+    StructValue& resource = request.add("resources");
+    resource.set("resource_type", Value(std::int64_t{2}));  // topic
+    resource.set("resource_name", Value(std::string(group::kOffsetsTopic)));
+    resource.set("configuration_keys", Value(Value::Array{Value(std::string("retention.ms"))}));
+    const StructValue response = call(*stream, api::kDescribeConfigs, 1, request);
+    const StructValue& result = response.get_structs("results").at(0);
+    ASSERT_EQ(result.get_int("error_code"), kNone);
+    ASSERT_EQ(result.get_structs("configs").size(), 1u);
+    EXPECT_EQ(result.get_structs("configs")[0].get_string("value"), "-1");
+  }));
+}
+
 TEST_F(BrokerGroupSimTest, commits_are_kafka_records_in_the_groups_offsets_partition) {
   ASSERT_TRUE(broker_.run([&] {
     auto stream = broker_.connect();
