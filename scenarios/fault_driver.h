@@ -3,11 +3,15 @@
 // crashes (and restarts), pauses (and resumes), partitions and clogs a server node, jumps its
 // wall clock, and (when asked) flips bits of its durable disk data. Which kinds it injects, and
 // how often, comes from the seed's swarm configuration plus what the scenario forces on.
+// Every fault it injects is recorded as a FaultEvent; given an explicit schedule instead, it
+// injects exactly those events at those times and draws nothing from its Random.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "scenarios/fault_schedule.h"
 #include "sim/world.h"
 
 namespace sluice::scenarios {
@@ -36,7 +40,13 @@ struct FaultCounts {
 };
 
 // Runs in the calling fiber until `stop_at`; leaves the server up (restarts it if it crashed).
+// `replay`: inject exactly these events (sorted by `at`; events at or past `stop_at` are dropped)
+// instead of drawing faults from the seed. `injected`: when not null, receives every event that
+// took effect (a crash of a node that is already down, or a bit flip of a file that no longer
+// exists, does not), in the order injected.
 void run_faults(sim::SimWorld& world, const sim::SwarmConfig& swarm, const FaultPlan& plan,
-                Instant stop_at, FaultCounts& counts);
+                Instant stop_at, FaultCounts& counts,
+                const std::optional<FaultSchedule>& replay = std::nullopt,
+                FaultSchedule* injected = nullptr);
 
 }  // namespace sluice::scenarios

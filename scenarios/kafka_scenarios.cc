@@ -46,6 +46,20 @@ ScenarioResult run_retention_under_load(const ScenarioOptions& options) {
   return run_kafka_workload(options, spec);
 }
 
+ScenarioResult run_disk_corruption(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.faults.bit_flips = true;      // segments, indexes, markers, checkpoints, topic configs
+  spec.faults.force_crashes = true;  // so recovery reads the flipped files too
+  spec.corruption_expected = true;
+  // Small segments: flips land in sealed segments (served up to the corrupt batch) as well as in
+  // the active one (recovery cuts it there), and rolls write index files and markers to flip.
+  spec.topic_configs = {{"segment.bytes", "16384"}};
+  // A segment unreadable from its first batch has no known timestamp, so time retention (7 days)
+  // deletes it at once and the log start moves past the corruption: only that can delete here.
+  spec.retention_may_delete = true;
+  return run_kafka_workload(options, spec);
+}
+
 ScenarioResult run_rebalance_storm(const ScenarioOptions& options) {
   KafkaWorkloadSpec spec;
   spec.partitions = 6;

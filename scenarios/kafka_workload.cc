@@ -2,11 +2,16 @@
 
 #include "scenarios/kafka_workload.h"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <vector>
 
+#include <fmt/core.h>
+
 #include "checkers/kafka_history.h"
+#include "core/util/crc32c.h"
 #include "scenarios/clients/sim_admin.h"
 #include "scenarios/clients/sim_consumer.h"
 #include "scenarios/clients/sim_producer.h"
@@ -25,7 +30,29 @@ constexpr std::string_view kGroup = "workers";
 
 const Address kBroker{"broker", kBrokerPort};
 
-void broker_main(Env& env, const KafkaWorkloadSpec& spec) {
+// Where a broker start found a partition of the topic's log to end (corruption_expected only).
+struct RecoveredEnd {
+  std::int64_t time_ns = 0;
+  std::int32_t partition = 0;
+  std::int64_t end_offset = 0;
+};
+
+std::string value_checksum(std::string_view text) {
+  return fmt::format("{:08x}", crc32c(std::as_bytes(std::span(text.data(), text.size()))));
+}
+
+// "<process>-<seq>-<crc32c hex of '<process>-<seq>'>".
+std::string checksummed_value(const std::string& base) {
+  return base + "-" + value_checksum(base);
+}
+
+bool value_checks(std::string_view value) {
+  const std::size_t dash = value.rfind('-');
+  return dash != std::string_view::npos &&
+         value.substr(dash + 1) == value_checksum(value.substr(0, dash));
+}
+
+void broker_main(Env& env, const KafkaWorkloadSpec& spec, std::vector<RecoveredEnd>& recovered) {
   kafka::BrokerConfig config;
   config.data_dir = "/data";
   config.advertised = kBroker;
@@ -37,6 +64,15 @@ void broker_main(Env& env, const KafkaWorkloadSpec& spec) {
   if (auto opened = broker.open(); !opened) {
     env.log().error("broker open failed: {}", storage::to_string(opened.error()));
     return;  // nothing listens: the clients' retries and the final read see it (liveness)
+  }
+  if (spec.corruption_expected) {
+    if (const kafka::Topic* topic = broker.topics().find(kTopic)) {
+      for (const auto& partition : topic->partitions) {
+        recovered.push_back(RecoveredEnd{.time_ns = env.now().time_since_epoch().count(),
+                                         .partition = partition->index,
+                                         .end_offset = partition->log->log_end_offset()});
+      }
+    }
   }
   if (auto served = broker.serve(Address{"0.0.0.0", kBrokerPort}); !served) {
     env.log().error("broker serve failed: {}", to_string(served.error()));
@@ -77,7 +113,8 @@ void producer_main(Env& env, const KafkaWorkloadSpec& spec, int index, Instant s
   while (env.now() < stop_at) {
     sequence++;
     const std::string key = "k" + std::to_string(sequence % static_cast<std::uint64_t>(spec.keys));
-    const std::string value = process + "-" + std::to_string(sequence);
+    std::string value = process + "-" + std::to_string(sequence);
+    if (spec.corruption_expected) value = checksummed_value(value);
     producer.produce(clients::ProducerRecord{std::string(kTopic), std::nullopt, key, value});
     producer.poll(env.deadline_after(spec.produce_interval));
   }
@@ -169,6 +206,62 @@ void apply_fault_settings(sim::SimWorld& world, const sim::SwarmConfig& swarm, s
   world.disk(broker).set_faults(disk);
 }
 
+// corruption_expected: the history the checkers judge, without the acknowledged records lost to
+// a detected corruption (see KafkaWorkloadSpec::corruption_expected); `excused` counts them.
+checkers::History excuse_corruption_losses(const checkers::History& history,
+                                           const std::vector<clients::FinalReadStop>& stops,
+                                           const std::vector<RecoveredEnd>& recovered,
+                                           std::uint64_t& excused) {
+  std::set<std::string> lost;  // values
+  for (const checkers::Op& op : history.ops()) {
+    if (op.f != "send" || op.type != checkers::OpType::ok) continue;
+    for (const checkers::RecordRef& record : op.records) {
+      if (record.offset < 0) continue;
+      const bool past_stop = std::any_of(stops.begin(), stops.end(), [&](const auto& stop) {
+        return stop.tp == record.tp && record.offset >= stop.offset;
+      });
+      const bool cut =
+          std::any_of(recovered.begin(), recovered.end(), [&](const RecoveredEnd& end) {
+            return end.partition == record.tp.partition && op.time_ns < end.time_ns &&
+                   record.offset >= end.end_offset;
+          });
+      if (past_stop || cut) lost.insert(record.value);
+    }
+  }
+  excused = lost.size();
+  checkers::History filtered;
+  for (checkers::Op op : history.ops()) {
+    if (op.f == "send") {
+      std::erase_if(op.records, [&](const checkers::RecordRef& record) {
+        return record.tp.topic == kTopic && lost.contains(record.value);
+      });
+    }
+    filtered.add(std::move(op));
+  }
+  return filtered;
+}
+
+// Every polled value must carry its own checksum: a corrupt record was served otherwise.
+void check_values_intact(const checkers::History& history, std::vector<std::string>& violations) {
+  std::uint64_t corrupt = 0;
+  for (const checkers::Op& op : history.ops()) {
+    if (op.f != "poll" || op.type != checkers::OpType::ok) continue;
+    for (const checkers::RecordRef& record : op.records) {
+      if (value_checks(record.value)) continue;
+      if (++corrupt <= checkers::KafkaCheckResult::kAnomaliesListedPerType) {
+        violations.push_back(
+            fmt::format("corrupt-record-served: {} polled {}[{}] offset {} value '{}' whose "
+                        "checksum fails (op {})",
+                        op.process, record.tp.topic, record.tp.partition, record.offset,
+                        record.value, op.index));
+      }
+    }
+  }
+  if (corrupt > checkers::KafkaCheckResult::kAnomaliesListedPerType) {
+    violations.push_back(fmt::format("corrupt-record-served: {} corrupt values in all", corrupt));
+  }
+}
+
 }  // namespace
 
 ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWorkloadSpec& spec) {
@@ -178,8 +271,9 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   for (const auto& bug : options.bugs) world.buggify().plant_bug(bug);
   const sim::SwarmConfig swarm = sim::SwarmConfig::from_seed(options.seed);
 
-  const sim::NodeId broker =
-      world.add_node("broker", [&spec](Env& env) { broker_main(env, spec); });
+  std::vector<RecoveredEnd> recovered;
+  const sim::NodeId broker = world.add_node(
+      "broker", [&spec, &recovered](Env& env) { broker_main(env, spec, recovered); });
   apply_fault_settings(world, swarm, broker, spec);
 
   const Instant faults_end = world.now() + options.fault_duration;
@@ -206,7 +300,10 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   FaultCounts faults;
   {
     Scope fault_scope(world.scheduler(), "faults");
-    fault_scope.spawn("faults", [&] { run_faults(world, swarm, plan, faults_end, faults); });
+    fault_scope.spawn("faults", [&] {
+      run_faults(world, swarm, plan, faults_end, faults, options.fault_schedule,
+                 &result.fault_schedule);
+    });
     world.run_until(faults_end);
   }
   // Quiet period: heal everything; the producers flush; then the final read.
@@ -224,6 +321,7 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
 
   bool read_done = false;
   std::string read_error;
+  std::vector<clients::FinalReadStop> read_stops;
   world.add_node("reader-host", [&](Env& env) {
     clients::SimAdmin admin(env, admin_config("final-reader"), history);
     if (spec.consumers > 0) {
@@ -235,7 +333,11 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
         read_error = "describe group: " + described.error().message;
       }
     }
-    auto records = admin.final_read({std::string(kTopic)}, env.deadline_after(kFinalReadTimeout));
+    clients::FinalReadOptions read_options;
+    read_options.stop_at_corruption = spec.corruption_expected;
+    read_options.verify_batch_crc = !spec.corruption_expected;  // the value checksums judge it
+    auto records = admin.final_read({std::string(kTopic)}, env.deadline_after(kFinalReadTimeout),
+                                    read_options, &read_stops);
     if (!records) read_error = records.error().message;
     read_done = true;
   });
@@ -249,19 +351,35 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   check_options.idempotent_producers = spec.idempotent;
   check_options.require_final_groups_stable = spec.consumers > 0;
   check_options.retention_may_delete = spec.retention_may_delete;
-  const checkers::KafkaCheckResult checked = checkers::check_kafka_history(history, check_options);
+  std::uint64_t excused = 0;
+  const checkers::KafkaCheckResult checked = checkers::check_kafka_history(
+      spec.corruption_expected ? excuse_corruption_losses(history, read_stops, recovered, excused)
+                               : history,
+      check_options);
   if (!options.history_path.empty()) {
     std::ofstream out(options.history_path);
     history.write_json_lines(out);
     if (!out) result.violations.push_back("cannot write the history to " + options.history_path);
   }
   if (!read_done) result.violations.push_back("liveness: the final read never finished");
-  if (!read_error.empty())
-    result.violations.push_back("liveness: the final read failed: " + read_error);
+  if (!read_error.empty()) {
+    // With the client's CRC check off, a corrupt batch the broker served may not even decode.
+    const bool served_garbage =
+        spec.corruption_expected && (read_error.find("undecodable batch") != std::string::npos ||
+                                     read_error.find("bad batch") != std::string::npos);
+    result.violations.push_back((served_garbage ? "corrupt-record-served: the final read failed: "
+                                                : "liveness: the final read failed: ") +
+                                read_error);
+  }
   for (const checkers::Anomaly& anomaly : checked.anomalies) {
     result.violations.push_back(anomaly.type + ": " + anomaly.description);
   }
   result.summary = checked.summary() + " " + faults.summary();
+  if (spec.corruption_expected) {
+    check_values_intact(history, result.violations);
+    result.summary +=
+        fmt::format(" corrupt_stops={} lost_to_corruption={}", read_stops.size(), excused);
+  }
   result.trace_hash = world.trace_hash();
   result.simulated_seconds = std::chrono::duration<double>(world.now().time_since_epoch()).count();
   return result;

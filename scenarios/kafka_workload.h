@@ -26,6 +26,14 @@ struct KafkaWorkloadSpec {
   FaultPlan faults;        // server and client hosts are filled in by the workload
   bool slow_disk = false;  // the broker's disk: slow syncs and writes throughout the fault period
   bool retention_may_delete = false;  // records may be gone from the final read by retention
+  // Bit flips in the broker's durable files (disk_corruption). Record values carry their own
+  // checksum ("<process>-<seq>-<crc32c hex of the rest>"), and every polled value must verify
+  // (else `corrupt-record-served`). The final read keeps each partition's prefix below the first
+  // offset the broker reports corrupt. Acknowledged records are excused from lost-write and
+  // liveness only at or beyond a partition's detected corruption point: where its final read
+  // stopped, or where a broker recovery cut the log below records acknowledged before it (a
+  // flipped bit in the last segment reads as a torn tail); everything below is checked as usual.
+  bool corruption_expected = false;
   void (*configure_broker)(kafka::BrokerConfig&) = nullptr;
   // Consumers: one group of simulated consumers (scenarios/clients/sim_consumer.h) on a
   // "consumer-host" node, consuming the topic from the start; 0 for none.

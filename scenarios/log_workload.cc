@@ -132,7 +132,10 @@ ScenarioResult run_log_workload(const ScenarioOptions& options, const LogWorkloa
     plan.server = server;
     plan.random_stream = "log_workload/faults";
     for (int i = 1; i <= kClients; ++i) plan.client_hosts.push_back("client-" + std::to_string(i));
-    faults.spawn("faults", [&] { run_faults(world, swarm, plan, faults_end, history.faults); });
+    faults.spawn("faults", [&] {
+      run_faults(world, swarm, plan, faults_end, history.faults, options.fault_schedule,
+                 &result.fault_schedule);
+    });
     world.run_until(faults_end);
   }
   {

@@ -32,6 +32,11 @@ const std::vector<ScenarioInfo>& all_scenarios() {
        "small segments deleted by retention.bytes while producers write: retention removes whole old "
        "segments only, never records out of order or still-acknowledged tails",
        &run_retention_under_load},
+      {"disk_corruption",
+       "bit flips in the broker's durable files (segments, indexes, markers, checkpoints, topic "
+       "configs) across crashes: every corruption is detected, no corrupt record is ever served, "
+       "every partition is served up to its first corruption and the broker keeps running",
+       &run_disk_corruption},
       {"rebalance_storm",
        "a consumer group (range, roundrobin or cooperative-sticky by seed) whose members crash, restart "
        "and pause past their session timeout while producers write and the broker faults: one owner per "
@@ -65,6 +70,7 @@ const std::vector<BugInfo>& all_bugs() {
       {"storage_ack_before_fsync", "(the same bug, against the real broker and Kafka producers)", "crash_restart"},
       {"fetch_off_by_one", "Fetch reads from one past the requested offset (loses a record that ends its batch)",
        "crash_restart"},
+      {"serve_corrupt_batch", "the partition log's read path skips the batch CRC check", "disk_corruption"},
       {"group_two_owners", "SyncGroup hands every member the leader's assignment (two owners per partition)",
        "rebalance_storm"},
       {"group_accept_stale_commit", "OffsetCommit from a zombie (an older generation or an expired member) is accepted", "rebalance_storm"},

@@ -1,5 +1,7 @@
 // sluice-sim: runs simulation scenarios from a seed (run), or many seeds in parallel (swarm).
 // 2 = bad usage. Every run prints `seed=S trace=HEX` so a failure can be replayed bit for bit.
+// `run --minimize` shrinks a failing seed's fault schedule (delta debugging) to a 1-minimal one
+// that still fails; `run --schedule FILE` replays a schedule.
 
 #include <CLI/CLI.hpp>
 
@@ -7,6 +9,8 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,21 +27,166 @@ namespace {
 using namespace sluice;
 using namespace sluice::scenarios;
 
-int run_one(const ScenarioInfo& scenario, const ScenarioOptions& options) {
-  ScenarioResult result = scenario.run(options);
+// The replay command for a failing run (`extra`: more flags, e.g. `--schedule FILE`).
+std::string replay_command(const ScenarioInfo& scenario, const ScenarioOptions& options,
+                           const std::string& extra) {
+  std::string replay = "sluice-sim run --scenario " + std::string(scenario.name) + " --seed " +
+                       std::to_string(options.seed);
+  for (const auto& bug : options.bugs) replay += " --canary " + bug;
+  return replay + extra;
+}
+
+void print_result(const ScenarioInfo& scenario, const ScenarioOptions& options,
+                  const ScenarioResult& result) {
   std::printf("scenario=%s seed=%" PRIu64 " trace=%016" PRIx64 " result=%s sim_s=%.1f %s\n",
               scenario.name, options.seed, result.trace_hash, result.ok() ? "ok" : "FAILED",
               result.simulated_seconds, result.summary.c_str());
   for (const auto& violation : result.violations)
     std::printf("  violation: %s\n", violation.c_str());
-  if (!result.ok()) {
-    std::string replay = "sluice-sim run --scenario " + std::string(scenario.name) + " --seed " +
-                         std::to_string(options.seed);
-    for (const auto& bug : options.bugs) replay += " --canary " + bug;
-    std::printf("  replay: %s --verbose\n", replay.c_str());
-  }
+}
+
+int run_one(const ScenarioInfo& scenario, const ScenarioOptions& options,
+            const std::string& replay_extra) {
+  ScenarioResult result = scenario.run(options);
+  print_result(scenario, options, result);
+  if (!result.ok())
+    std::printf("  replay: %s --verbose\n",
+                replay_command(scenario, options, replay_extra).c_str());
   std::fflush(stdout);
   return result.ok() ? 0 : 1;
+}
+
+// "lost-write: offset 3 ..." -> "lost-write": what --same-anomaly compares.
+std::string anomaly_type(const std::string& violation) {
+  return violation.substr(0, violation.find(':'));
+}
+
+bool has_anomaly(const ScenarioResult& result, const std::string& type) {
+  for (const auto& violation : result.violations)
+    if (anomaly_type(violation) == type) return true;
+  return false;
+}
+
+struct MinimizeSettings {
+  bool same_anomaly = false;
+  std::uint64_t max_runs = 10000;
+  std::string out_path;  // empty: minimal-<scenario>-<seed>.schedule
+};
+
+// Delta debugging (Zeller's ddmin) over the failing run's fault schedule: tries chunks and their
+// complements, keeps any smaller schedule that still fails, refines the chunks until every event
+// is its own chunk and removing any one makes the run pass (1-minimal).
+int minimize(const ScenarioInfo& scenario, ScenarioOptions options,
+             const MinimizeSettings& settings) {
+  const ScenarioResult original = scenario.run(options);
+  print_result(scenario, options, original);
+  if (original.ok()) {
+    std::printf("minimize: the seed passes; nothing to minimize\n");
+    return 0;
+  }
+  const FaultSchedule full = original.fault_schedule;
+  const std::string want = anomaly_type(original.violations.front());
+  std::printf("minimize: %zu fault events; a candidate must fail%s\n", full.size(),
+              settings.same_anomaly ? (" with " + want).c_str() : " (any anomaly)");
+
+  std::uint64_t runs = 1;
+  std::map<std::vector<std::size_t>, bool> tried;  // deterministic runs: cache by subset
+  auto fails = [&](const std::vector<std::size_t>& subset) {
+    if (auto it = tried.find(subset); it != tried.end()) return it->second;
+    FaultSchedule schedule;
+    for (std::size_t index : subset) schedule.push_back(full[index]);
+    options.fault_schedule = std::move(schedule);
+    const ScenarioResult result = scenario.run(options);
+    ++runs;
+    const bool failed = !result.ok() && (!settings.same_anomaly || has_anomaly(result, want));
+    tried[subset] = failed;
+    return failed;
+  };
+
+  std::vector<std::size_t> current(full.size());
+  for (std::size_t i = 0; i < current.size(); ++i) current[i] = i;
+  bool complete = true;
+  if (!fails(current)) {
+    std::printf(
+        "minimize: replaying the recorded schedule passes, so the failure does not "
+        "reproduce from the schedule alone; nothing to minimize\n");
+    return 1;
+  }
+  if (fails({})) {
+    current.clear();
+  } else {
+    std::size_t granularity = 2;
+    while (current.size() >= 2) {
+      if (runs >= settings.max_runs) {
+        complete = false;
+        break;
+      }
+      std::vector<std::vector<std::size_t>> chunks;
+      for (std::size_t i = 0; i < granularity; ++i) {
+        const std::size_t begin = current.size() * i / granularity;
+        const std::size_t end = current.size() * (i + 1) / granularity;
+        chunks.emplace_back(current.begin() + static_cast<std::ptrdiff_t>(begin),
+                            current.begin() + static_cast<std::ptrdiff_t>(end));
+      }
+      bool reduced = false;
+      for (const auto& chunk : chunks) {  // reduce to a chunk
+        if (fails(chunk)) {
+          current = chunk;
+          granularity = 2;
+          reduced = true;
+          break;
+        }
+      }
+      for (std::size_t i = 0; !reduced && i < chunks.size() && granularity > 2; ++i) {
+        std::vector<std::size_t> complement;  // reduce to a complement
+        for (std::size_t j = 0; j < chunks.size(); ++j) {
+          if (j != i) complement.insert(complement.end(), chunks[j].begin(), chunks[j].end());
+        }
+        if (fails(complement)) {
+          current = std::move(complement);
+          granularity = std::max<std::size_t>(granularity - 1, 2);
+          reduced = true;
+        }
+      }
+      if (!reduced) {
+        if (granularity >= current.size()) break;  // each event alone: 1-minimal
+        granularity = std::min(current.size(), granularity * 2);
+      }
+      std::printf("minimize: runs=%" PRIu64 " events=%zu\n", runs, current.size());
+      std::fflush(stdout);
+    }
+  }
+
+  FaultSchedule minimal;
+  for (std::size_t index : current) minimal.push_back(full[index]);
+  std::printf("minimize: %zu of %zu fault events still fail (%" PRIu64 " runs%s)\n", minimal.size(),
+              full.size(), runs,
+              complete ? ", 1-minimal" : "; stopped at --max-runs, not yet 1-minimal");
+  if (minimal.empty())
+    std::printf("  (no fault is needed: the run fails without any injected fault)\n");
+  for (const auto& event : minimal) std::printf("  %s\n", format_fault_event(event).c_str());
+
+  const std::string path = settings.out_path.empty()
+                               ? "minimal-" + std::string(scenario.name) + "-" +
+                                     std::to_string(options.seed) + ".schedule"
+                               : settings.out_path;
+  std::string canaries;
+  for (const auto& bug : options.bugs) canaries += " canary=" + bug;
+  std::ofstream out(path);
+  out << format_fault_schedule(
+      minimal,
+      {"sluice-sim fault schedule: scenario=" + std::string(scenario.name) +
+           " seed=" + std::to_string(options.seed) + canaries,
+       "minimized from " + std::to_string(full.size()) + " events in " + std::to_string(runs) +
+           " runs; first violation: " + original.violations.front()});
+  if (!out) {
+    std::fprintf(stderr, "sluice-sim: cannot write schedule file '%s'\n", path.c_str());
+    return 2;
+  }
+  std::printf("  wrote %s\n", path.c_str());
+  std::printf("  replay: %s\n", replay_command(scenario, options, " --schedule " + path).c_str());
+  std::fflush(stdout);
+  return 1;
 }
 
 }  // namespace
@@ -70,6 +219,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   run->add_flag("--verbose", options.verbose, "print node logs");
+  std::string schedule_path;
+  run->add_option("--schedule", schedule_path,
+                  "inject exactly the faults in FILE (a schedule, see docs/simulation.md) instead "
+                  "of drawing them from the seed");
+  bool minimize_flag = false;
+  MinimizeSettings minimize_settings;
+  run->add_flag("--minimize", minimize_flag,
+                "on failure, shrink the fault schedule to a 1-minimal one that still fails, "
+                "print it and write it to a file (exit 1; 0 if the seed passes)");
+  run->add_option("--minimize-out", minimize_settings.out_path,
+                  "--minimize: the schedule file (default minimal-<scenario>-<seed>.schedule)");
+  run->add_flag("--same-anomaly", minimize_settings.same_anomaly,
+                "--minimize: a candidate must fail with the original's first anomaly type");
+  run->add_option("--max-runs", minimize_settings.max_runs,
+                  "--minimize: stop after this many runs (the result may not be 1-minimal)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100000000}))
+      ->capture_default_str();
 
   SwarmOptions swarm_options;
   std::string swarm_scenarios = "all";
@@ -196,11 +362,36 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::string replay_extra;
+  if (!schedule_path.empty()) {
+    std::ifstream in(schedule_path);
+    if (!in) {
+      std::fprintf(stderr, "sluice-sim: cannot read schedule file '%s'\n", schedule_path.c_str());
+      return 2;
+    }
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::string error;
+    options.fault_schedule = parse_fault_schedule(text, error);
+    if (!options.fault_schedule) {
+      std::fprintf(stderr, "sluice-sim: %s: %s\n", schedule_path.c_str(), error.c_str());
+      return 2;
+    }
+    replay_extra = " --schedule " + schedule_path;
+  }
+  if (minimize_flag) {
+    if (seed_count > 1 || !options.history_path.empty() || !trace_path.empty()) {
+      std::fprintf(stderr, "sluice-sim: --minimize takes one seed, without --history or --trace\n");
+      return 2;
+    }
+    set_log_level(LogLevel::off);
+    return minimize(*scenario, options, minimize_settings);
+  }
+
   int failures = 0;
   const std::uint64_t first_seed = options.seed;
   for (std::uint64_t i = 0; i < seed_count; ++i) {
     options.seed = first_seed + i;
-    failures += run_one(*scenario, options);
+    failures += run_one(*scenario, options, replay_extra);
   }
   if (seed_count > 1) {
     std::printf("%" PRIu64 " seeds: %" PRIu64 " passed, %d failed\n", seed_count,

@@ -20,6 +20,6 @@ expect 2 "$sim" frobnicate
 # Seed 2 with the ack-before-sync canary loses acknowledged records.
 expect 1 "$sim" run --scenario append_log --seed 2 --bug demo_ack_before_sync
 grep -q 'lost write' /tmp/sluice-sim-exit.out || { echo "expected a lost write"; exit 1; }
-grep -q 'replay: sluice-sim run --scenario append_log --seed 2 --bug demo_ack_before_sync' /tmp/sluice-sim-exit.out \
+grep -q 'replay: sluice-sim run --scenario append_log --seed 2 --canary demo_ack_before_sync' /tmp/sluice-sim-exit.out \
   || { echo "no replay line"; exit 1; }
 echo "sluice-sim exit codes: ok"

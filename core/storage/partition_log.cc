@@ -426,6 +426,8 @@ std::expected<ReadResult, LogError> PartitionLog::read(std::int64_t offset, std:
 
   WalkOptions options;
   options.read_ahead_bytes = std::clamp<std::size_t>(max_bytes, kBatchHeaderBytes, std::size_t{8} << 20);
+  // The canary bug serves batches without checking their CRC (flipped record bits reach clients).
+  if (env_.bug("serve_corrupt_batch")) options.verify_crc = false;
   for (; index < segments_.size(); ++index) {
     const std::shared_ptr<Segment>& segment = segments_[index];
     if (result.batch_count > 0) {  // continuing into the next segment from its start

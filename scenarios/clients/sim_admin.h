@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <expected>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,25 @@ struct GroupDescription {
   std::string state;  // "Stable", "Empty", "PreparingRebalance", ... or "Dead"
   std::string protocol;
   std::vector<std::string> member_ids;
+};
+
+// How final_read treats a partition the broker cannot serve in full.
+struct FinalReadOptions {
+  // Stop a partition's read at the first Fetch answered CORRUPT_MESSAGE or KAFKA_STORAGE_ERROR
+  // (after `corruption_retries` tries) and keep the prefix read so far, noting where it stopped,
+  // instead of failing the whole read.
+  bool stop_at_corruption = false;
+  int corruption_retries = 3;
+  // Check each fetched batch's CRC in the client (as Kafka's check.crcs does). Off, a corrupt
+  // batch the broker serves reaches the history, where the scenario's own checks judge it.
+  bool verify_batch_crc = true;
+};
+
+// A partition whose final read stopped early (FinalReadOptions::stop_at_corruption).
+struct FinalReadStop {
+  checkers::TopicPartition tp;
+  std::int64_t offset = -1;  // the first offset not read
+  std::string error;
 };
 
 // ListOffsets' special timestamps.
@@ -69,17 +89,23 @@ class SimAdmin {
   Result<GroupDescription> describe_group(const std::string& group, Instant deadline);
   // Reads every partition of `topics` from its log start to its high watermark and records each
   // partition's read as a final-reader poll. Returns the records in (topic, partition, offset)
-  // order.
+  // order. With `options.stop_at_corruption`, a partition the broker reports corrupt at some
+  // offset contributes the records below it, and `stops` (when not null) receives where it
+  // stopped and why.
   Result<std::vector<checkers::RecordRef>> final_read(const std::vector<std::string>& topics,
-                                                      Instant deadline);
+                                                      Instant deadline,
+                                                      const FinalReadOptions& options = {},
+                                                      std::vector<FinalReadStop>* stops = nullptr);
 
  private:
   Result<std::vector<checkers::RecordRef>> read_partition(const checkers::TopicPartition& tp,
-                                                          Instant deadline);
+                                                          Instant deadline,
+                                                          const FinalReadOptions& options,
+                                                          std::optional<FinalReadStop>& stop);
   Result<std::vector<checkers::RecordRef>> fetch_once(const checkers::TopicPartition& tp,
                                                       std::int64_t offset,
                                                       std::int64_t& high_watermark,
-                                                      Instant deadline);
+                                                      Instant deadline, bool verify_batch_crc);
   Result<std::shared_ptr<client::KafkaConnection>> leader_of(const checkers::TopicPartition& tp);
   Result<std::shared_ptr<client::KafkaConnection>> coordinator_of(const std::string& group);
   // Runs `operation` until it succeeds, fails for good, or `deadline` passes.
