@@ -1,8 +1,9 @@
 // The `sluice` executable: the broker's command line. `serve` runs a single Kafka broker node
 // (core/kafka) on the real runtime: it recovers the data directory, listens, and on SIGINT or
 // SIGTERM stops accepting, ends every connection and closes the partition logs cleanly.
-// `topic` and `group` administer topics and consumer groups over the Kafka protocol
-// (runtime/topic_command.h, runtime/group_command.h), against Sluice or Kafka.
+// `config print` shows the effective configuration. `topic` and `group` administer topics and
+// consumer groups over the Kafka protocol (runtime/topic_command.h, runtime/group_command.h),
+// against Sluice or Kafka.
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +16,7 @@
 #include "core/env/env.h"
 #include "core/env/sync.h"
 #include "core/kafka/broker.h"
+#include "runtime/data_dir_lock.h"
 #include "runtime/group_command.h"
 #include "runtime/runtime_env.h"
 #include "runtime/serve_config.h"
@@ -45,8 +47,8 @@ struct ServeOptions {
 };
 
 // The broker's main fiber. Returns the process exit code.
-int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& options, const Address& listen,
-               const std::optional<Address>& advertise) {
+int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& options,
+               const Address& listen, const std::optional<Address>& advertise) {
   sluice::kafka::BrokerConfig config = options.broker;
   config.node_id = static_cast<std::int32_t>(options.node_id);
   sluice::kafka::Broker broker(env, config);
@@ -66,8 +68,7 @@ int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& op
   broker.set_advertised(advertised);
   env.log().info(
       "sluice {} listening on {} (advertised as {}) with data directory '{}': Kafka broker node {}",
-      SLUICE_VERSION, bound->to_string(), advertised.to_string(), config.data_dir,
-      options.node_id);
+      SLUICE_VERSION, bound->to_string(), advertised.to_string(), config.data_dir, options.node_id);
   shutdown.wait();
   env.log().info("shutting down: closing the listener, connections and partition logs");
   broker.stop();
@@ -75,8 +76,38 @@ int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& op
   return kExitOk;
 }
 
+// The flags `serve` and `config print` share.
+void add_serve_flags(CLI::App& command, ServeOptions& options) {
+  command
+      .add_option("--config", options.config_path,
+                  "YAML config file (see runtime/serve_config.h and docs/sluice.example.yaml); "
+                  "unknown keys and bad values are refused")
+      ->check(CLI::ExistingFile);
+  command
+      .add_option("--listen", options.listen,
+                  "HOST:PORT to accept clients on; IPv6 as [::1]:9092, port 0 picks "
+                  "a free port")
+      ->capture_default_str();
+  command
+      .add_option("--data-dir", options.data_dir,
+                  "Directory holding the node's data; created if missing")
+      ->capture_default_str();
+  command.add_option("--node-id", options.node_id, "This node's id in the cluster")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      .add_option("--advertise", options.advertise,
+                  "HOST:PORT clients are told to connect to (Metadata); default: the listen "
+                  "address as bound")
+      ->capture_default_str();
+  command.add_option("--log-level", options.log_level, "Least severe level logged")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+}
+
 // Defaults, then the config file, then the flags given on the command line.
-std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions& flags, const CLI::App& command) {
+std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions& flags,
+                                                             const CLI::App& command) {
   sluice::runtime::ServeConfig config;
   if (!flags.config_path.empty()) {
     if (auto loaded = sluice::runtime::load_serve_config(flags.config_path, config); !loaded) {
@@ -100,22 +131,31 @@ int serve(const sluice::runtime::ServeConfig& options) {
   sluice::set_log_level(level);
   auto address = Address::parse(options.listen);
   if (!address) {
-    std::fprintf(stderr,
-                 "sluice: invalid listen address '%s' (--listen, or 'listen' in the config): expected "
-                 "HOST:PORT ([::1]:9092 for IPv6)\n",
-                 options.listen.c_str());
+    std::fprintf(
+        stderr,
+        "sluice: invalid listen address '%s' (--listen, or 'listen' in the config): expected "
+        "HOST:PORT ([::1]:9092 for IPv6)\n",
+        options.listen.c_str());
     return kExitUsage;
   }
   std::optional<Address> advertise;
   if (!options.advertise.empty()) {
     auto parsed = Address::parse(options.advertise);
     if (!parsed || parsed->port == 0) {
-      std::fprintf(stderr, "sluice: invalid advertise address '%s' (--advertise, or 'advertise' in the config): "
-                   "expected HOST:PORT\n",
-                   options.advertise.c_str());
+      std::fprintf(
+          stderr,
+          "sluice: invalid advertise address '%s' (--advertise, or 'advertise' in the config): "
+          "expected HOST:PORT\n",
+          options.advertise.c_str());
       return kExitUsage;
     }
     advertise = *parsed;
+  }
+  // One process per data directory: a second one would corrupt the logs under the first.
+  auto lock = sluice::runtime::DataDirLock::acquire(options.broker.data_dir);
+  if (!lock) {
+    std::fprintf(stderr, "sluice: %s\n", lock.error().c_str());
+    return kExitFailure;
   }
   sluice::runtime::RuntimeEnvOptions runtime_options;
   runtime_options.node_id = options.node_id;
@@ -142,32 +182,18 @@ int main(int argc, char** argv) {
       "signal forces the stop). Speaks the Kafka protocol: produce, fetch, list offsets, "
       "idempotent producers, consumer groups and the topic and group admin APIs; topics are "
       "created automatically on first use unless the config turns that off. Settings come from "
-      "the built-in defaults, then --config FILE, then the flags below.");
-  serve_command
-      ->add_option("--config", options.config_path,
-                   "YAML config file (see runtime/serve_config.h and docs/sluice.example.yaml); "
-                   "unknown keys and bad values are refused")
-      ->check(CLI::ExistingFile);
-  serve_command
-      ->add_option("--listen", options.listen,
-                   "HOST:PORT to accept clients on; IPv6 as [::1]:9092, port 0 picks "
-                   "a free port")
-      ->capture_default_str();
-  serve_command
-      ->add_option("--data-dir", options.data_dir,
-                   "Directory holding the node's data; created if missing")
-      ->capture_default_str();
-  serve_command->add_option("--node-id", options.node_id, "This node's id in the cluster")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  serve_command
-      ->add_option("--advertise", options.advertise,
-                   "HOST:PORT clients are told to connect to (Metadata); default: the listen "
-                   "address as bound")
-      ->capture_default_str();
-  serve_command->add_option("--log-level", options.log_level, "Least severe level logged")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
+      "the built-in defaults, then --config FILE, then the flags below. One process per data "
+      "directory (it holds <data-dir>/sluice.lock).");
+  add_serve_flags(*serve_command, options);
+  CLI::App* config_command =
+      app.add_subcommand("config", "Show the configuration `sluice serve` would run with");
+  config_command->require_subcommand(1);
+  ServeOptions print_options;
+  CLI::App* print_command = config_command->add_subcommand(
+      "print",
+      "Print the effective configuration (defaults, then --config FILE, then the flags) as YAML "
+      "that `sluice serve --config` accepts");
+  add_serve_flags(*print_command, print_options);
 
   sluice::runtime::TopicCommand topic_command(app);
   sluice::runtime::GroupCommand group_command(app);
@@ -183,6 +209,12 @@ int main(int argc, char** argv) {
     auto config = effective_config(options, *serve_command);
     if (!config) return kExitUsage;
     return serve(*config);
+  }
+  if (print_command->parsed()) {
+    auto config = effective_config(print_options, *print_command);
+    if (!config) return kExitUsage;
+    std::fputs(sluice::runtime::format_serve_config(*config).c_str(), stdout);
+    return kExitOk;
   }
   if (topic_command.parsed()) return topic_command.run();
   if (group_command.parsed()) return group_command.run();

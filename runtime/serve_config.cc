@@ -55,7 +55,8 @@ Key minutes_key(Duration& target) {
              }};
 }
 
-Key string_key(std::string& target, std::string accepts, std::function<bool(const std::string&)> valid) {
+Key string_key(std::string& target, std::string accepts,
+               std::function<bool(const std::string&)> valid) {
   return Key{std::move(accepts), [&target, valid = std::move(valid)](const YAML::Node& node) {
                std::string value;
                if (!read_scalar(node, value) || !valid(value)) return false;
@@ -65,27 +66,33 @@ Key string_key(std::string& target, std::string accepts, std::function<bool(cons
 }
 
 Key bool_key(bool& target) {
-  return Key{"true or false", [&target](const YAML::Node& node) { return read_scalar(node, target); }};
+  return Key{"true or false",
+             [&target](const YAML::Node& node) { return read_scalar(node, target); }};
 }
 
-bool is_address(const std::string& text) { return Address::parse(text).has_value(); }
+bool is_address(const std::string& text) {
+  return Address::parse(text).has_value();
+}
 
-std::expected<void, std::string> apply_map(const std::string& where, const YAML::Node& node,
-                                           const std::map<std::string, Key>& keys,
-                                           const std::map<std::string, std::map<std::string, Key>>& sections) {
+std::expected<void, std::string> apply_map(
+    const std::string& where, const YAML::Node& node, const std::map<std::string, Key>& keys,
+    const std::map<std::string, std::map<std::string, Key>>& sections) {
   if (!node.IsMap()) return std::unexpected(where + ": expected a mapping of keys to values");
   for (const auto& entry : node) {
     const std::string name = entry.first.as<std::string>();
     const std::string path = where.empty() ? name : where + "." + name;
     if (auto section = sections.find(name); section != sections.end()) {
-      if (auto applied = apply_map(path, entry.second, section->second, {}); !applied) return applied;
+      if (auto applied = apply_map(path, entry.second, section->second, {}); !applied)
+        return applied;
       continue;
     }
     auto key = keys.find(name);
     if (key == keys.end()) {
       std::string known;
-      for (const auto& [known_name, unused] : keys) known += (known.empty() ? "" : ", ") + known_name;
-      for (const auto& [known_name, unused] : sections) known += (known.empty() ? "" : ", ") + known_name;
+      for (const auto& [known_name, unused] : keys)
+        known += (known.empty() ? "" : ", ") + known_name;
+      for (const auto& [known_name, unused] : sections)
+        known += (known.empty() ? "" : ", ") + known_name;
       return std::unexpected("unknown key '" + path + "' (accepted here: " + known + ")");
     }
     if (!key->second.apply(entry.second)) {
@@ -114,13 +121,17 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
   constexpr std::int64_t kLongMax = INT64_MAX;
   const std::map<std::string, Key> top = {
       {"node_id", integer_key(config.node_id, 0, kIntMax)},
-      {"data_directory", string_key(broker.data_dir, "a directory path", [](const std::string& value) { return !value.empty(); })},
+      {"data_directory", string_key(broker.data_dir, "a directory path",
+                                    [](const std::string& value) { return !value.empty(); })},
       {"listen", string_key(config.listen, "HOST:PORT", is_address)},
-      {"advertise", string_key(config.advertise, "HOST:PORT or \"\"", [](const std::string& value) { return value.empty() || is_address(value); })},
-      {"log_level", string_key(config.log_level, "trace, debug, info, warn or error", [](const std::string& value) {
-         LogLevel level;
-         return parse_log_level(value, level) && value != "off";
-       })},
+      {"advertise",
+       string_key(config.advertise, "HOST:PORT or \"\"",
+                  [](const std::string& value) { return value.empty() || is_address(value); })},
+      {"log_level", string_key(config.log_level, "trace, debug, info, warn or error",
+                               [](const std::string& value) {
+                                 LogLevel level;
+                                 return parse_log_level(value, level) && value != "off";
+                               })},
   };
   const std::map<std::string, Key> kafka = {
       {"auto_create_topics", bool_key(broker.auto_create_topics)},
@@ -148,16 +159,78 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
       {"max_size", integer_key(group.group_size_max, 1, kIntMax)},
       {"offsets_topic_partitions", integer_key(broker.offsets_topic_partitions, 1, 1000)},
       {"offsets_retention_minutes", minutes_key(broker.offsets_retention)},
-      {"offsets_retention_check_interval_ms", milliseconds_key(broker.offsets_retention_check_interval)},
+      {"offsets_retention_check_interval_ms",
+       milliseconds_key(broker.offsets_retention_check_interval)},
   };
-  auto applied = apply_map("", root, top,
-                           {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}});
+  auto applied = apply_map(
+      "", root, top, {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}});
   if (!applied) return std::unexpected("config file '" + path + "': " + applied.error());
   if (group.session_timeout_ms_min > group.session_timeout_ms_max) {
-    return std::unexpected("config file '" + path +
-                           "': groups.min_session_timeout_ms must not exceed groups.max_session_timeout_ms");
+    return std::unexpected(
+        "config file '" + path +
+        "': groups.min_session_timeout_ms must not exceed groups.max_session_timeout_ms");
   }
   return {};
+}
+
+namespace {
+
+std::string quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::int64_t as_ms(Duration duration) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+}
+
+}  // namespace
+
+std::string format_serve_config(const ServeConfig& config) {
+  const kafka::BrokerConfig& broker = config.broker;
+  const storage::LogConfig& log = broker.log;
+  const group::GroupConfig& group = broker.group;
+  std::string out;
+  auto line = [&out](std::string_view indent, std::string_view key, const std::string& value) {
+    out.append(indent).append(key).append(": ").append(value).append("\n");
+  };
+  auto number = [](auto value) { return std::to_string(value); };
+  line("", "node_id", number(config.node_id));
+  line("", "data_directory", quoted(broker.data_dir));
+  line("", "listen", quoted(config.listen));
+  line("", "advertise", quoted(config.advertise));
+  line("", "log_level", config.log_level);
+  out += "kafka:\n";
+  line("  ", "auto_create_topics", broker.auto_create_topics ? "true" : "false");
+  line("  ", "default_partitions", number(broker.default_partitions));
+  line("  ", "request_max_bytes", number(broker.request_bytes_max));
+  line("  ", "request_memory_max_bytes", number(broker.request_memory_bytes_max));
+  line("  ", "idle_timeout_ms", number(as_ms(broker.idle_timeout)));
+  line("  ", "retention_check_interval_ms", number(as_ms(broker.retention_check_interval)));
+  out += "topic_defaults:\n";
+  line("  ", "retention_ms", number(log.retention_ms));
+  line("  ", "retention_bytes", number(log.retention_bytes));
+  line("  ", "segment_bytes", number(log.segment_bytes));
+  line("  ", "segment_ms", number(log.segment_ms));
+  line("  ", "flush_messages", number(log.flush_messages));
+  line("  ", "flush_ms", number(log.flush_ms));
+  line("  ", "max_message_bytes", number(log.max_batch_bytes));
+  line("  ", "min_insync_replicas", number(broker.min_insync_replicas));
+  out += "groups:\n";
+  line("  ", "initial_rebalance_delay_ms", number(group.initial_rebalance_delay_ms));
+  line("  ", "min_session_timeout_ms", number(group.session_timeout_ms_min));
+  line("  ", "max_session_timeout_ms", number(group.session_timeout_ms_max));
+  line("  ", "max_size", number(group.group_size_max));
+  line("  ", "offsets_topic_partitions", number(broker.offsets_topic_partitions));
+  line("  ", "offsets_retention_minutes",
+       number(std::chrono::duration_cast<std::chrono::minutes>(broker.offsets_retention).count()));
+  line("  ", "offsets_retention_check_interval_ms",
+       number(as_ms(broker.offsets_retention_check_interval)));
+  return out;
 }
 
 }  // namespace sluice::runtime

@@ -51,5 +51,7 @@ struct ServeConfig {
 
 // Applies the YAML file at `path` over `config`. The error names the file and the key.
 std::expected<void, std::string> load_serve_config(const std::string& path, ServeConfig& config);
+// `config` as a YAML file with every key above (`sluice config print`); loading it gives `config`.
+std::string format_serve_config(const ServeConfig& config);
 
 }  // namespace sluice::runtime

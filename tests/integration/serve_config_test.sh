@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `sluice serve --config FILE`: the file's settings apply (listen address, data directory, default
 # partition count), flags override the file, the shipped example parses, and an unknown key or a
-# bad value stops the start with exit 2 and a message naming the key.
+# bad value stops the start with exit 2 and a message naming the key; `sluice config print`; a
+# second process on the same data directory is refused.
 # Usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML
 set -euo pipefail
 sluice=${1:?usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML}
@@ -54,4 +55,30 @@ printf 'topic_defaults:\n  retention_ms: soon\n' >"$work/bad-value.yaml"
 expect_refused "$work/bad-value.yaml" "topic_defaults.retention_ms"
 printf 'listen: [1, 2\n' >"$work/not-yaml.yaml"
 expect_refused "$work/not-yaml.yaml" "not valid YAML"
-echo "PASS: sluice serve --config"
+
+# `sluice config print`: on defaults it says what the shipped example says (same keys, same
+# values), and what it prints loads back to the same configuration.
+normalize() { sed -e 's/ *#.*//' -e 's/"//g' -e '/^ *$/d' "$1"; }
+"$sluice" config print >"$work/defaults.yaml" || fail "config print failed"
+diff <(normalize "$example" | sed 's/^advertise:.*/advertise:/') \
+     <(normalize "$work/defaults.yaml" | sed 's/^advertise:.*/advertise:/') \
+  || fail "config print on defaults differs from docs/sluice.example.yaml"
+"$sluice" config print --config "$work/sluice.yaml" --node-id 7 >"$work/printed.yaml" || fail "config print --config"
+grep -q '^node_id: 7$' "$work/printed.yaml" || fail "config print ignored a flag"
+grep -q '^  default_partitions: 3$' "$work/printed.yaml" || fail "config print ignored the file"
+"$sluice" config print --config "$work/printed.yaml" >"$work/reprinted.yaml" || fail "printed config does not load"
+diff "$work/printed.yaml" "$work/reprinted.yaml" || fail "printed config does not round-trip"
+
+# One process per data directory: a second one is refused with a clear error, and the first one
+# keeps serving.
+brokers="127.0.0.1:$port"  # start_broker listens there and waits on $port
+start_broker
+second=$(free_port)
+status=0
+timeout 10 "$sluice" serve --listen "127.0.0.1:$second" --data-dir "$work/data" >"$work/second.log" 2>&1 || status=$?
+[ "$status" -eq 1 ] || fail "a second broker on the same data directory exited $status (want 1): $(cat "$work/second.log")"
+grep -q "in use by another sluice process (pid $broker_pid)" "$work/second.log" \
+  || fail "the refusal does not say who holds the directory: $(cat "$work/second.log")"
+echo again | timeout 20 kcat -b "$brokers" -P -t still-serving || fail "the first broker stopped serving"
+stop_broker
+echo "PASS: sluice serve --config, sluice config print, the data-directory lock"
