@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -47,8 +48,56 @@ struct ServeOptions {
 };
 
 // The broker's main fiber. Returns the process exit code.
-int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& options,
-               const Address& listen, const std::optional<Address>& advertise) {
+using ConfigLoader = std::function<std::optional<sluice::runtime::ServeConfig>()>;
+
+// Applies what a reload can change to a running broker: the log level and the topic defaults.
+// The rest takes effect at the next start, which the log says when it changed.
+void apply_reload(Env& env, sluice::kafka::Broker& broker,
+                  const sluice::runtime::ServeConfig& running,
+                  const sluice::runtime::ServeConfig& fresh) {
+  sluice::LogLevel level = sluice::LogLevel::info;
+  if (sluice::parse_log_level(fresh.log_level, level)) sluice::set_log_level(level);
+  const std::size_t failed =
+      broker.reload_topic_defaults(fresh.broker.log, fresh.broker.min_insync_replicas);
+  env.log().info(
+      "configuration reloaded: log_level {}; topic defaults applied to every topic{}",
+      fresh.log_level,
+      failed > 0 ? " (" + std::to_string(failed) + " topic(s) could not be reopened)" : "");
+  // What a reload leaves alone: compare the rest of the two configurations.
+  sluice::runtime::ServeConfig comparable = fresh;
+  comparable.log_level = running.log_level;
+  comparable.broker.log = running.broker.log;
+  comparable.broker.min_insync_replicas = running.broker.min_insync_replicas;
+  if (sluice::runtime::format_serve_config(comparable) !=
+      sluice::runtime::format_serve_config(running)) {
+    env.log().warn(
+        "changes to listen, advertise, node_id, data_directory, kafka.* or groups.* take "
+        "effect at the next start");
+  }
+}
+
+// Waits for SIGHUP and reloads (a fiber of serve_main's).
+void reload_loop(sluice::runtime::RuntimeEnv& runtime, Env& env, sluice::kafka::Broker& broker,
+                 sluice::runtime::ServeConfig running, const ConfigLoader& load) {
+  std::uint64_t seen = runtime.reloads_requested();
+  for (;;) {
+    while (runtime.reloads_requested() == seen) runtime.reload_waiters().wait(sluice::kNever);
+    seen = runtime.reloads_requested();
+    auto fresh = load();
+    if (!fresh) {
+      env.log().error(
+          "configuration reload failed (see the message above); keeping the running "
+          "configuration");
+      continue;
+    }
+    apply_reload(env, broker, running, *fresh);
+    running = std::move(*fresh);
+  }
+}
+
+int serve_main(sluice::runtime::RuntimeEnv& runtime, Env& env, Event& shutdown,
+               const sluice::runtime::ServeConfig& options, const Address& listen,
+               const std::optional<Address>& advertise, const ConfigLoader& reload) {
   sluice::kafka::BrokerConfig config = options.broker;
   config.node_id = static_cast<std::int32_t>(options.node_id);
   sluice::kafka::Broker broker(env, config);
@@ -69,7 +118,11 @@ int serve_main(Env& env, Event& shutdown, const sluice::runtime::ServeConfig& op
   env.log().info(
       "sluice {} listening on {} (advertised as {}) with data directory '{}': Kafka broker node {}",
       SLUICE_VERSION, bound->to_string(), advertised.to_string(), config.data_dir, options.node_id);
+  auto reload_scope =
+      std::make_unique<sluice::Scope>(env.scheduler().current_scope(), "config-reload");
+  reload_scope->spawn("config-reload", [&] { reload_loop(runtime, env, broker, options, reload); });
   shutdown.wait();
+  reload_scope.reset();  // no reload may run while the broker stops
   env.log().info("shutting down: closing the listener, connections and partition logs");
   broker.stop();
   env.log().info("sluice {} stopped", SLUICE_VERSION);
@@ -123,7 +176,7 @@ std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions&
   return config;
 }
 
-int serve(const sluice::runtime::ServeConfig& options) {
+int serve(const sluice::runtime::ServeConfig& options, const ConfigLoader& reload) {
   sluice::LogLevel level = sluice::LogLevel::info;
   const bool level_known = sluice::parse_log_level(options.log_level, level);
   assert(level_known);  // CLI11 checked it
@@ -162,7 +215,7 @@ int serve(const sluice::runtime::ServeConfig& options) {
   sluice::runtime::RuntimeEnv runtime(runtime_options);
   int exit_code = kExitOk;
   const int run_status = runtime.run([&](Env& env, Event& shutdown) {
-    exit_code = serve_main(env, shutdown, options, *address, advertise);
+    exit_code = serve_main(runtime, env, shutdown, options, *address, advertise, reload);
   });
   return run_status == 0 ? exit_code : kExitFailure;
 }
@@ -179,7 +232,8 @@ int main(int argc, char** argv) {
   CLI::App* serve_command = app.add_subcommand(
       "serve",
       "Run a Kafka-compatible broker node in the foreground until SIGINT or SIGTERM (a second "
-      "signal forces the stop). Speaks the Kafka protocol: produce, fetch, list offsets, "
+      "signal forces the stop); SIGHUP reloads the log level and the topic defaults. Speaks the "
+      "Kafka protocol: produce, fetch, list offsets, "
       "idempotent producers, consumer groups and the topic and group admin APIs; topics are "
       "created automatically on first use unless the config turns that off. Settings come from "
       "the built-in defaults, then --config FILE, then the flags below. One process per data "
@@ -208,7 +262,8 @@ int main(int argc, char** argv) {
   if (serve_command->parsed()) {
     auto config = effective_config(options, *serve_command);
     if (!config) return kExitUsage;
-    return serve(*config);
+    // SIGHUP reads the file and the same flags again.
+    return serve(*config, [&] { return effective_config(options, *serve_command); });
   }
   if (print_command->parsed()) {
     auto config = effective_config(print_options, *print_command);

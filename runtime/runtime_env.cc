@@ -36,6 +36,7 @@ RuntimeEnv::SignalMask::SignalMask(bool handle_signals) : active_(handle_signals
   sigemptyset(&handled_);
   sigaddset(&handled_, SIGINT);
   sigaddset(&handled_, SIGTERM);
+  sigaddset(&handled_, SIGHUP);
   const int status = ::pthread_sigmask(SIG_BLOCK, &handled_, &previous_);
   assert(status == 0);
   (void)status;
@@ -96,6 +97,12 @@ RuntimeEnv::RuntimeEnv(RuntimeEnvOptions options)
 RuntimeEnv::~RuntimeEnv() = default;
 
 void RuntimeEnv::on_signal(int signal_number) {
+  if (signal_number == SIGHUP) {
+    env_.log().info("received SIGHUP: reloading the configuration");
+    reloads_requested_++;
+    reload_waiters_.notify_all();
+    return;
+  }
   signals_received_++;
   const char* name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
   if (signals_received_ == 1 && shutdown_ != nullptr) {

@@ -48,6 +48,10 @@ class RuntimeEnv {
   // Returns false if a signal forced it to stop first.
   bool run_until_done(std::function<void(Env& env)> body);
 
+  // SIGHUP: a request to reload the configuration. The count only grows; wait on the queue.
+  std::uint64_t reloads_requested() const { return reloads_requested_; }
+  WaitQueue& reload_waiters() { return reload_waiters_; }
+
   Env& env() { return env_; }
   EpollReactor& reactor() { return reactor_; }
   Scheduler& scheduler() { return scheduler_; }
@@ -84,8 +88,10 @@ class RuntimeEnv {
   Buggify buggify_;
   Env env_;
   std::unique_ptr<SignalWatch> signal_watch_;
-  Event* shutdown_ = nullptr;  // run()'s, while it runs
-  std::uint32_t signals_received_ = 0;
+  Event* shutdown_ = nullptr;            // run()'s, while it runs
+  std::uint32_t signals_received_ = 0;   // SIGINT and SIGTERM
+  std::uint64_t reloads_requested_ = 0;  // SIGHUP
+  WaitQueue reload_waiters_;
   Scope root_scope_;  // last: destroyed first, unwinding every fiber while all else is alive
 };
 

@@ -18,15 +18,30 @@ namespace {
 
 // The APIs this broker answers. ApiVersions advertises exactly these (at their schema's range).
 constexpr std::int16_t kHandledApis[] = {
-    protocol::api::kProduce,         protocol::api::kFetch,        protocol::api::kListOffsets,
-    protocol::api::kMetadata,        protocol::api::kApiVersions,  protocol::api::kInitProducerId,
-    protocol::api::kCreateTopics,    protocol::api::kDeleteTopics, protocol::api::kDeleteRecords,
-    protocol::api::kDescribeConfigs, protocol::api::kAlterConfigs, protocol::api::kCreatePartitions,
+    protocol::api::kProduce,
+    protocol::api::kFetch,
+    protocol::api::kListOffsets,
+    protocol::api::kMetadata,
+    protocol::api::kApiVersions,
+    protocol::api::kInitProducerId,
+    protocol::api::kCreateTopics,
+    protocol::api::kDeleteTopics,
+    protocol::api::kDeleteRecords,
+    protocol::api::kDescribeConfigs,
+    protocol::api::kAlterConfigs,
+    protocol::api::kCreatePartitions,
     // Consumer groups: all or none, with every minimum version at 0 (PROTOCOL.md §1, trap 1).
-    protocol::api::kFindCoordinator, protocol::api::kJoinGroup,   protocol::api::kSyncGroup,
-    protocol::api::kHeartbeat,       protocol::api::kLeaveGroup,  protocol::api::kOffsetCommit,
-    protocol::api::kOffsetFetch,     protocol::api::kDescribeGroups, protocol::api::kListGroups,
-    protocol::api::kDeleteGroups,    protocol::api::kOffsetDelete,
+    protocol::api::kFindCoordinator,
+    protocol::api::kJoinGroup,
+    protocol::api::kSyncGroup,
+    protocol::api::kHeartbeat,
+    protocol::api::kLeaveGroup,
+    protocol::api::kOffsetCommit,
+    protocol::api::kOffsetFetch,
+    protocol::api::kDescribeGroups,
+    protocol::api::kListGroups,
+    protocol::api::kDeleteGroups,
+    protocol::api::kOffsetDelete,
 };
 
 TopicSettings topic_defaults(const BrokerConfig& config) {
@@ -48,7 +63,9 @@ CoordinatorConfig coordinator_config(const BrokerConfig& config) {
 
 }  // namespace
 
-bool is_internal_topic(std::string_view name) { return name == group::kOffsetsTopic; }
+bool is_internal_topic(std::string_view name) {
+  return name == group::kOffsetsTopic;
+}
 
 Broker::Broker(Env& env, BrokerConfig config)
     : env_(env),
@@ -153,6 +170,13 @@ std::expected<void, storage::LogError> Broker::enforce_retention(storage::Partit
   if (!deleted) return std::unexpected(deleted.error());
   if (*deleted > 0) log_.info("retention deleted {} segment(s) of {}", *deleted, log.directory());
   return {};
+}
+
+std::size_t Broker::reload_topic_defaults(const storage::LogConfig& log,
+                                          std::int32_t min_insync_replicas) {
+  config_.log = log;
+  config_.min_insync_replicas = min_insync_replicas;
+  return topics_.replace_defaults(topic_defaults(config_));
 }
 
 const protocol::MessageSchema* Broker::handled_schema(std::int16_t api_key) const {

@@ -62,10 +62,12 @@ struct BrokerConfig {
   // Consumer groups: group.min/max.session.timeout.ms, group.initial.rebalance.delay.ms,
   // group.max.size.
   group::GroupConfig group;
-  std::int32_t offsets_topic_partitions = 50;                 // offsets.topic.num.partitions
+  std::int32_t offsets_topic_partitions = 50;  // offsets.topic.num.partitions
   Duration offsets_retention = milliseconds(7LL * 24 * 3600 * 1000);  // offsets.retention.minutes
-  Duration offsets_retention_check_interval = milliseconds(600000);  // offsets.retention.check.interval.ms
-  std::uint64_t offsets_segment_bytes = 16 * 1024 * 1024;  // offsets.topic.segment.bytes (Kafka: 100 MiB)
+  Duration offsets_retention_check_interval =
+      milliseconds(600000);  // offsets.retention.check.interval.ms
+  std::uint64_t offsets_segment_bytes =
+      16 * 1024 * 1024;  // offsets.topic.segment.bytes (Kafka: 100 MiB)
   Duration offsets_compaction_check_interval = seconds(30);
 };
 
@@ -93,6 +95,10 @@ class Broker {
   void stop();
   // What Metadata tells clients (e.g. once serve() has bound port 0).
   void set_advertised(Address address) { config_.advertised = std::move(address); }
+  // A config reload: new topic defaults (log.* and min.insync.replicas) for every topic without
+  // its own override; topics' logs are reopened. Returns how many topics could not be reopened.
+  std::size_t reload_topic_defaults(const storage::LogConfig& log,
+                                    std::int32_t min_insync_replicas);
 
   // The API's schema when this broker handles it (at any version), else nullptr.
   const protocol::MessageSchema* handled_schema(std::int16_t api_key) const;
@@ -142,18 +148,29 @@ class Broker {
   protocol::StructValue handle_delete_records(std::int16_t version,
                                               const protocol::StructValue& request);
   // Consumer-group APIs (broker_group.cc).
-  protocol::StructValue handle_find_coordinator(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_join_group(std::int16_t version, const protocol::StructValue& request,
+  protocol::StructValue handle_find_coordinator(std::int16_t version,
+                                                const protocol::StructValue& request);
+  protocol::StructValue handle_join_group(std::int16_t version,
+                                          const protocol::StructValue& request,
                                           const RequestContext& context);
-  protocol::StructValue handle_sync_group(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_heartbeat(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_leave_group(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_offset_commit(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_offset_fetch(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_describe_groups(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_list_groups(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_delete_groups(std::int16_t version, const protocol::StructValue& request);
-  protocol::StructValue handle_offset_delete(std::int16_t version, const protocol::StructValue& request);
+  protocol::StructValue handle_sync_group(std::int16_t version,
+                                          const protocol::StructValue& request);
+  protocol::StructValue handle_heartbeat(std::int16_t version,
+                                         const protocol::StructValue& request);
+  protocol::StructValue handle_leave_group(std::int16_t version,
+                                           const protocol::StructValue& request);
+  protocol::StructValue handle_offset_commit(std::int16_t version,
+                                             const protocol::StructValue& request);
+  protocol::StructValue handle_offset_fetch(std::int16_t version,
+                                            const protocol::StructValue& request);
+  protocol::StructValue handle_describe_groups(std::int16_t version,
+                                               const protocol::StructValue& request);
+  protocol::StructValue handle_list_groups(std::int16_t version,
+                                           const protocol::StructValue& request);
+  protocol::StructValue handle_delete_groups(std::int16_t version,
+                                             const protocol::StructValue& request);
+  protocol::StructValue handle_offset_delete(std::int16_t version,
+                                             const protocol::StructValue& request);
   // One CreateTopics topic: validation, then creation unless `validate_only`.
   void create_one_topic(const protocol::StructValue& wanted, bool validate_only,
                         protocol::StructValue& result);

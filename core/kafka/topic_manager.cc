@@ -280,6 +280,19 @@ std::expected<void, TopicError> TopicManager::alter_configs(const std::string& n
   return {};
 }
 
+std::size_t TopicManager::replace_defaults(TopicSettings defaults) {
+  defaults_ = std::move(defaults);
+  std::vector<std::pair<std::string, ConfigMap>> topics;
+  for (const auto& [name, topic] : topics_) topics.emplace_back(name, topic->config_overrides);
+  std::size_t failed = 0;
+  for (const auto& [name, overrides] : topics) {
+    auto altered = alter_configs(name, overrides);
+    // not_found: deleted meanwhile.
+    if (!altered && altered.error() != TopicError::not_found) failed++;
+  }
+  return failed;
+}
+
 std::expected<void, TopicError> TopicManager::delete_topic(const std::string& name) {
   LockGuard guard(change_mutex_);
   auto found = topics_.find(name);

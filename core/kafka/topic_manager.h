@@ -94,6 +94,9 @@ class TopicManager {
   // Every partition of every topic (for housekeeping that suspends between partitions).
   std::vector<std::shared_ptr<Partition>> all_partitions() const;
   const TopicSettings& defaults() const { return defaults_; }
+  // New broker defaults (a config reload): every topic is re-resolved from them and its own
+  // overrides and its logs reopened, as AlterConfigs does. Returns how many topics failed.
+  std::size_t replace_defaults(TopicSettings defaults);
   static constexpr std::int32_t kPartitionsPerTopicMax = 10'000;
   // In name order (deterministic).
   const std::map<std::string, std::unique_ptr<Topic>, std::less<>>& topics() const {

@@ -2,7 +2,8 @@
 # `sluice serve --config FILE`: the file's settings apply (listen address, data directory, default
 # partition count), flags override the file, the shipped example parses, and an unknown key or a
 # bad value stops the start with exit 2 and a message naming the key; `sluice config print`; a
-# second process on the same data directory is refused.
+# second process on the same data directory is refused; SIGHUP reloads the log level and topic
+# defaults (and refuses a bad file without stopping).
 # Usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML
 set -euo pipefail
 sluice=${1:?usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML}
@@ -81,4 +82,37 @@ grep -q "in use by another sluice process (pid $broker_pid)" "$work/second.log" 
   || fail "the refusal does not say who holds the directory: $(cat "$work/second.log")"
 echo again | timeout 20 kcat -b "$brokers" -P -t still-serving || fail "the first broker stopped serving"
 stop_broker
-echo "PASS: sluice serve --config, sluice config print, the data-directory lock"
+
+# SIGHUP reloads the log level and the topic defaults; existing topics without an override take
+# the new default; a bad file on reload is refused and the broker keeps running as it was.
+retention_of() {
+  "$sluice" topic describe "$1" --brokers "$brokers" --json |
+    "$python" -c 'import json, sys; print(json.load(sys.stdin)["configs"]["retention.ms"]["value"])'
+}
+cat >"$work/reload.yaml" <<YAML
+listen: $brokers
+data_directory: $work/data
+topic_defaults:
+  retention_ms: 3600000
+YAML
+"$sluice" serve --config "$work/reload.yaml" >>"$work/broker.log" 2>&1 &
+broker_pid=$!
+wait_listening "$port"
+echo one | timeout 20 kcat -b "$brokers" -P -t reloaded || fail "produce before the reload"
+[ "$(retention_of reloaded)" = 3600000 ] || fail "retention.ms before the reload: $(retention_of reloaded)"
+sed -i 's/retention_ms: 3600000/retention_ms: 7200000/' "$work/reload.yaml"
+printf 'log_level: debug\n' >>"$work/reload.yaml"
+kill -HUP "$broker_pid"
+for _ in $(seq 1 50); do grep -q 'configuration reloaded: log_level debug' "$work/broker.log" && break; sleep 0.1; done
+grep -q 'configuration reloaded: log_level debug' "$work/broker.log" || fail "no reload after SIGHUP"
+[ "$(retention_of reloaded)" = 7200000 ] || fail "retention.ms after the reload: $(retention_of reloaded)"
+echo two | timeout 20 kcat -b "$brokers" -P -t reloaded || fail "produce after the reload"
+[ "$(timeout 20 kcat -b "$brokers" -C -t reloaded -e -q | wc -l)" -eq 2 ] || fail "records lost across the reload"
+printf 'kafka:\n  no_such_key: 1\n' >>"$work/reload.yaml"
+kill -HUP "$broker_pid"
+for _ in $(seq 1 50); do grep -q 'configuration reload failed' "$work/broker.log" && break; sleep 0.1; done
+grep -q 'configuration reload failed' "$work/broker.log" || fail "a bad file on reload was not reported"
+kill -0 "$broker_pid" || fail "the broker died on a bad reload"
+[ "$(retention_of reloaded)" = 7200000 ] || fail "a refused reload changed the configuration"
+stop_broker
+echo "PASS: sluice serve --config, sluice config print, the data-directory lock, SIGHUP reload"
