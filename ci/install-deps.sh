@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git
+  dpkg-dev  # dpkg-shlibdeps and dpkg-deb, for the .deb (packaging/, tests/packaging)
   libboost-context-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev librapidcheck-dev
