@@ -75,6 +75,21 @@ class ConsumerWorld {
                              .fetch_wait_max = milliseconds(200)};
   }
 
+  // Adds and starts `count` consumers "consumer-1".. with `assignor`, each config first adjusted
+  // by `adjust(config, index)` when given.
+  std::vector<SimConsumer*> start_consumers(
+      int count, AssignmentStrategy assignor,
+      const std::function<void(SimConsumerConfig&, int)>& adjust = {}) {
+    std::vector<SimConsumer*> started;
+    for (int i = 1; i <= count; ++i) {
+      SimConsumerConfig config = consumer_config("consumer-" + std::to_string(i), assignor);
+      if (adjust) adjust(config, i);
+      started.push_back(&add_consumer(std::move(config)));
+      started.back()->start();
+    }
+    return started;
+  }
+
   SimConsumer& add_consumer(SimConsumerConfig config) {
     consumers_.push_back(
         std::make_unique<SimConsumer>(env(), world().control_scope(), history_, std::move(config)));
@@ -238,12 +253,7 @@ TEST_P(EveryAssignor, three_consumers_share_six_partitions_and_consume_every_rec
   ASSERT_TRUE(world.run([&] {
     world.create_topic();
     world.produce(20);
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 3; ++i) {
-      consumers.push_back(&world.add_consumer(
-          ConsumerWorld::consumer_config("consumer-" + std::to_string(i), GetParam())));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers = world.start_consumers(3, GetParam());
     ASSERT_TRUE(world.wait_until([&] { return ConsumerWorld::settled(consumers); }));
     for (const SimConsumer* consumer : consumers) {
       EXPECT_EQ(consumer->assigned_partitions().size(), 2u) << consumer->config().process;
@@ -280,15 +290,12 @@ TEST_P(EveryCommitMode,
   ASSERT_TRUE(world.run([&] {
     world.create_topic();
     world.produce(10);
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 3; ++i) {
-      auto config = ConsumerWorld::consumer_config("consumer-" + std::to_string(i),
-                                                   AssignmentStrategy::range);
-      config.commit_mode = GetParam();
-      config.commit_interval = seconds(2);
-      consumers.push_back(&world.add_consumer(std::move(config)));
-      consumers.back()->start();
-    }
+    const CommitMode commit_mode = GetParam();
+    const std::vector<SimConsumer*> consumers = world.start_consumers(
+        3, AssignmentStrategy::range, [commit_mode](SimConsumerConfig& config, int) {
+          config.commit_mode = commit_mode;
+          config.commit_interval = seconds(2);
+        });
     ASSERT_TRUE(world.wait_until(
         [&] { return ConsumerWorld::settled(consumers) && world.group_polled_everything(); }));
     // Periodic commits: some polled records are not committed when the member crashes.
@@ -396,13 +403,10 @@ TEST_P(Storm, rebalance_storm_of_crashes_pauses_and_restarts_loses_nothing) {
   ConsumerWorld world;
   ASSERT_TRUE(world.run([&] {
     world.create_topic();
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 4; ++i) {
-      auto config = ConsumerWorld::consumer_config("consumer-" + std::to_string(i), assignor);
-      if (i == 4) config.group_instance_id = "static-4";
-      consumers.push_back(&world.add_consumer(std::move(config)));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers =
+        world.start_consumers(4, assignor, [](SimConsumerConfig& config, int index) {
+          if (index == 4) config.group_instance_id = "static-4";
+        });
     Random random(storm_seed);
     auto sleep_up_to = [&](std::int64_t ms) {
       this_fiber::sleep_for(milliseconds(random.range(0, ms)));
@@ -537,14 +541,10 @@ TEST(SimConsumer, static_member_restarting_within_session_timeout_keeps_generati
   ASSERT_TRUE(world.run([&] {
     world.create_topic();
     world.produce(10);
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 3; ++i) {
-      auto config = ConsumerWorld::consumer_config("consumer-" + std::to_string(i),
-                                                   AssignmentStrategy::range);
-      config.group_instance_id = "instance-" + std::to_string(i);
-      consumers.push_back(&world.add_consumer(std::move(config)));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers = world.start_consumers(
+        3, AssignmentStrategy::range, [](SimConsumerConfig& config, int index) {
+          config.group_instance_id = "instance-" + std::to_string(index);
+        });
     ASSERT_TRUE(world.wait_until(
         [&] { return ConsumerWorld::settled(consumers) && world.group_polled_everything(); }));
     const std::int32_t generation = consumers[0]->generation();
@@ -580,12 +580,8 @@ TEST(SimConsumer, member_paused_past_session_timeout_loses_partitions_and_rejoin
   ASSERT_TRUE(world.run([&] {
     world.create_topic();
     world.produce(10);
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 3; ++i) {
-      consumers.push_back(&world.add_consumer(ConsumerWorld::consumer_config(
-          "consumer-" + std::to_string(i), AssignmentStrategy::roundrobin)));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers =
+        world.start_consumers(3, AssignmentStrategy::roundrobin);
     ASSERT_TRUE(world.wait_until([&] { return ConsumerWorld::settled(consumers); }));
     const std::int32_t generation = consumers[0]->generation();
     consumers[2]->pause();
@@ -611,12 +607,8 @@ TEST(SimConsumer, member_paused_past_session_timeout_loses_partitions_and_rejoin
 TEST(SimConsumer, leader_reassigns_when_the_subscribed_topic_appears) {
   ConsumerWorld world;
   ASSERT_TRUE(world.run([&] {
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 2; ++i) {
-      consumers.push_back(&world.add_consumer(ConsumerWorld::consumer_config(
-          "consumer-" + std::to_string(i), AssignmentStrategy::roundrobin)));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers =
+        world.start_consumers(2, AssignmentStrategy::roundrobin);
     ASSERT_TRUE(world.wait_until(
         [&] { return consumers[0]->generation() >= 0 && consumers[1]->generation() >= 0; }));
     EXPECT_TRUE(consumers[0]->assigned_partitions().empty());
@@ -641,12 +633,8 @@ std::string run_crash_scenario() {
   EXPECT_TRUE(world.run([&] {
     world.create_topic();
     world.produce(5);
-    std::vector<SimConsumer*> consumers;
-    for (int i = 1; i <= 3; ++i) {
-      consumers.push_back(&world.add_consumer(ConsumerWorld::consumer_config(
-          "consumer-" + std::to_string(i), AssignmentStrategy::cooperative_sticky)));
-      consumers.back()->start();
-    }
+    const std::vector<SimConsumer*> consumers =
+        world.start_consumers(3, AssignmentStrategy::cooperative_sticky);
     world.wait_until([&] { return world.group_polled_everything(); });
     consumers[1]->crash();
     world.produce(5);
