@@ -25,6 +25,7 @@
 
 #include "core/env/env.h"
 #include "core/group/group_state_machine.h"
+#include "core/kafka/kafka_errors.h"
 #include "core/kafka/topic_manager.h"
 #include "core/protocol/codec.h"
 #include "core/protocol/schema.h"
@@ -202,24 +203,5 @@ class Broker {
   bool stopped_ = false;
 };
 
-// Kafka error codes the handlers use.
-namespace error {
-inline constexpr std::int16_t kNone = 0;
-inline constexpr std::int16_t kOffsetOutOfRange = 1;
-inline constexpr std::int16_t kCorruptMessage = 2;
-inline constexpr std::int16_t kUnknownTopicOrPartition = 3;
-inline constexpr std::int16_t kMessageTooLarge = 10;
-inline constexpr std::int16_t kInvalidTopic = 17;
-inline constexpr std::int16_t kInvalidRequiredAcks = 21;
-inline constexpr std::int16_t kUnsupportedVersion = 35;
-inline constexpr std::int16_t kTopicAlreadyExists = 36;
-inline constexpr std::int16_t kInvalidPartitions = 37;
-inline constexpr std::int16_t kInvalidReplicationFactor = 38;
-inline constexpr std::int16_t kInvalidReplicaAssignment = 39;
-inline constexpr std::int16_t kInvalidConfig = 40;
-inline constexpr std::int16_t kInvalidRequest = 42;
-inline constexpr std::int16_t kKafkaStorageError = 56;
-inline constexpr std::int16_t kInvalidRecord = 87;
-}  // namespace error
 
 }  // namespace sluice::kafka

@@ -15,8 +15,6 @@ using protocol::Value;
 
 namespace {
 
-constexpr std::int16_t kCoordinatorNotAvailable = 15;
-constexpr std::int16_t kInvalidGroupId = 24;
 constexpr std::int8_t kGroupKeyType = 0;
 
 StructValue new_response(const protocol::MessageSchema& schema) {
@@ -79,7 +77,7 @@ StructValue Broker::handle_find_coordinator(std::int16_t version, const StructVa
   const std::int64_t key_type = version >= 1 ? request.get_int("key_type") : kGroupKeyType;
   if (key_type != kGroupKeyType) {
     // Transactions (key type 1) are not implemented yet: no transaction coordinator exists.
-    response.set("error_code", int_field(kCoordinatorNotAvailable));
+    response.set("error_code", int_field(error::kCoordinatorNotAvailable));
     response.set("error_message", Value(std::string("Sluice has no transaction coordinator yet")));
     response.set("node_id", int_field(-1));
     response.set("host", Value(std::string()));
@@ -101,7 +99,7 @@ StructValue Broker::handle_join_group(std::int16_t version, const StructValue& r
   const std::string& group_id = request.get_string("group_id");
   group::JoinResponse joined;
   if (group_id.empty()) {
-    joined.error = kInvalidGroupId;
+    joined.error = error::kInvalidGroupId;
     joined.member_id = request.get_string("member_id");
   } else {
     group::JoinRequest join;
@@ -146,7 +144,7 @@ StructValue Broker::handle_sync_group(std::int16_t /*version*/, const StructValu
   const std::string& group_id = request.get_string("group_id");
   group::SyncResponse synced;
   if (group_id.empty()) {
-    synced.error = kInvalidGroupId;
+    synced.error = error::kInvalidGroupId;
   } else {
     synced = groups_->sync(group_id, std::move(sync));
   }
@@ -162,8 +160,9 @@ StructValue Broker::handle_heartbeat(std::int16_t /*version*/, const StructValue
   heartbeat.member_id = request.get_string("member_id");
   heartbeat.group_instance_id = request.get_nullable_string("group_instance_id");
   const std::string& group_id = request.get_string("group_id");
-  const std::int16_t error =
-      group_id.empty() ? kInvalidGroupId : groups_->heartbeat(group_id, std::move(heartbeat)).error;
+  const std::int16_t error = group_id.empty()
+                                 ? error::kInvalidGroupId
+                                 : groups_->heartbeat(group_id, std::move(heartbeat)).error;
   response.set("error_code", int_field(error));
   return response;
 }
@@ -181,7 +180,7 @@ StructValue Broker::handle_leave_group(std::int16_t version, const StructValue& 
   }
   const std::string& group_id = request.get_string("group_id");
   if (group_id.empty()) {
-    response.set("error_code", int_field(kInvalidGroupId));
+    response.set("error_code", int_field(error::kInvalidGroupId));
     return response;
   }
   const group::LeaveResponse left = groups_->leave(group_id, std::move(leave));
@@ -213,7 +212,7 @@ StructValue Broker::handle_offset_commit(std::int16_t /*version*/, const StructV
   }
   const std::string& group_id = request.get_string("group_id");
   if (group_id.empty()) {
-    for (OffsetCommitEntry& entry : entries) entry.error = kInvalidGroupId;
+    for (OffsetCommitEntry& entry : entries) entry.error = error::kInvalidGroupId;
   } else if (!entries.empty()) {
     groups_->commit_offsets(
         group_id, static_cast<std::int32_t>(request.get_int("generation_id_or_member_epoch")),
@@ -238,7 +237,7 @@ StructValue Broker::handle_offset_fetch(std::int16_t version, const StructValue&
     }
   }
   if (group_id.empty() && version >= 2) {
-    response.set("error_code", int_field(kInvalidGroupId));
+    response.set("error_code", int_field(error::kInvalidGroupId));
     return response;
   }
   StructValue* topic = nullptr;
@@ -268,7 +267,7 @@ StructValue Broker::handle_describe_groups(std::int16_t /*version*/, const Struc
     const std::optional<group::GroupDescription> described = groups_->describe(group_id);
     if (!described) {
       // Kafka (before DescribeGroups v6) answers an unknown group as Dead, without an error.
-      out.set("error_code", int_field(group_id.empty() ? kInvalidGroupId : error::kNone));
+      out.set("error_code", int_field(group_id.empty() ? error::kInvalidGroupId : error::kNone));
       out.set("group_state", Value(std::string(group::to_string(group::GroupState::dead))));
       out.set("protocol_type", Value(std::string()));
       out.set("protocol_data", Value(std::string()));
@@ -308,8 +307,8 @@ StructValue Broker::handle_delete_groups(std::int16_t /*version*/, const StructV
     const std::string& group_id = requested.as_string();
     StructValue& result = response.add("results");
     result.set("group_id", Value(group_id));
-    result.set("error_code",
-               int_field(group_id.empty() ? kInvalidGroupId : groups_->delete_group(group_id)));
+    result.set("error_code", int_field(group_id.empty() ? error::kInvalidGroupId
+                                                        : groups_->delete_group(group_id)));
   }
   return response;
 }
@@ -319,7 +318,7 @@ StructValue Broker::handle_offset_delete(std::int16_t /*version*/, const StructV
   const std::string& group_id = request.get_string("group_id");
   std::vector<OffsetCommitEntry> entries = partitions_of(request, "partitions");
   const std::int16_t error =
-      group_id.empty() ? kInvalidGroupId : groups_->delete_offsets(group_id, entries);
+      group_id.empty() ? error::kInvalidGroupId : groups_->delete_offsets(group_id, entries);
   response.set("error_code", int_field(error));
   if (error == error::kNone) add_partition_errors(entries, "topics", "partitions", response);
   return response;

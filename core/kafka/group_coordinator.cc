@@ -5,23 +5,12 @@
 #include <chrono>
 #include <set>
 
+#include "core/kafka/kafka_errors.h"
 #include "core/storage/record_batch.h"
 
 namespace sluice::kafka {
 
 namespace {
-
-namespace kafka_error {
-inline constexpr std::int16_t kUnknownTopicOrPartition = 3;
-inline constexpr std::int16_t kOffsetMetadataTooLarge = 12;
-inline constexpr std::int16_t kCoordinatorNotAvailable = 15;
-inline constexpr std::int16_t kNotCoordinator = 16;
-inline constexpr std::int16_t kIllegalGeneration = 22;
-inline constexpr std::int16_t kInvalidCommitOffsetSize = 28;
-inline constexpr std::int16_t kNonEmptyGroup = 68;
-inline constexpr std::int16_t kGroupIdNotFound = 69;
-inline constexpr std::int16_t kGroupSubscribedToTopic = 86;
-}  // namespace kafka_error
 
 // One epoch until replication exists (as broker_data.cc).
 constexpr std::int32_t kLeaderEpoch = 0;
@@ -111,7 +100,8 @@ std::expected<void, storage::LogError> GroupCoordinator::open() {
     overrides["retention.bytes"] = "-1";
     log_.warn("{} had retention enabled; switching it off (it holds the groups' only records)",
               group::kOffsetsTopic);
-    if (auto altered = topics_.alter_configs(std::string(group::kOffsetsTopic), overrides); !altered) {
+    if (auto altered = topics_.alter_configs(std::string(group::kOffsetsTopic), overrides);
+        !altered) {
       return std::unexpected(storage::LogError::io);
     }
     topic = topics_.find(group::kOffsetsTopic);
@@ -285,9 +275,9 @@ void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
       // The answer depends on a state the log does not hold: the member must rejoin (Kafka answers
       // the storage error the same way, making the client look the coordinator up again).
       if (auto* join = std::get_if<group::JoinResponse>(&effect))
-        join->error = kafka_error::kCoordinatorNotAvailable;
+        join->error = error::kCoordinatorNotAvailable;
       if (auto* sync = std::get_if<group::SyncResponse>(&effect))
-        sync->error = kafka_error::kCoordinatorNotAvailable;
+        sync->error = error::kCoordinatorNotAvailable;
     }
     if (auto* sync = std::get_if<group::SyncResponse>(&effect);
         sync != nullptr && env_.bug("group_two_owners")) {
@@ -325,7 +315,7 @@ Response GroupCoordinator::run_parked(const std::string& group_id, bool create,
   if (!effect) {
     Response gone;
     gone.token = token;
-    gone.error = kafka_error::kNotCoordinator;
+    gone.error = error::kNotCoordinator;
     return gone;
   }
   assert(std::holds_alternative<Response>(*effect));
@@ -378,9 +368,7 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   // Kafka: an unknown group is created only for a commit outside group management.
   const bool simple = generation < 0;
   LockedGroup group(*this, group_id, simple);
-  if (!group)
-    return fail_all(simple ? kafka_error::kCoordinatorNotAvailable
-                           : kafka_error::kIllegalGeneration);
+  if (!group) return fail_all(simple ? error::kCoordinatorNotAvailable : error::kIllegalGeneration);
   std::int16_t check =
       group->machine.commit_check(generation, member_id, group_instance_id, now_ms());
   // Canary (simulation only): a zombie's commit (an older generation, or a member id the group
@@ -394,9 +382,9 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   std::vector<OffsetCommitEntry*> accepted;
   for (OffsetCommitEntry& entry : entries) {
     if (topics_.find(entry.topic, entry.partition) == nullptr) {
-      entry.error = kafka_error::kUnknownTopicOrPartition;
+      entry.error = error::kUnknownTopicOrPartition;
     } else if (entry.metadata && entry.metadata->size() > config_.offset_metadata_bytes_max) {
-      entry.error = kafka_error::kOffsetMetadataTooLarge;
+      entry.error = error::kOffsetMetadataTooLarge;
     } else {
       group::OffsetCommitValue value{.offset = entry.offset,
                                      .leader_epoch = entry.leader_epoch,
@@ -411,8 +399,8 @@ void GroupCoordinator::commit_offsets(const std::string& group_id, std::int32_t 
   if (accepted.empty()) return;
   if (auto appended = append_records(group_id, std::move(records)); !appended) {
     const std::int16_t error = appended.error() == storage::LogError::batch_too_large
-                                   ? kafka_error::kInvalidCommitOffsetSize
-                                   : kafka_error::kNotCoordinator;
+                                   ? error::kInvalidCommitOffsetSize
+                                   : error::kNotCoordinator;
     log_.warn("group {}: writing an offset commit failed: {}", group_id,
               storage::to_string(appended.error()));
     for (OffsetCommitEntry* entry : accepted) entry->error = error;
@@ -472,12 +460,12 @@ std::vector<ListedGroup> GroupCoordinator::list() const {
 
 std::int16_t GroupCoordinator::delete_group(const std::string& group_id) {
   LockedGroup group(*this, group_id, false);
-  if (!group) return kafka_error::kGroupIdNotFound;
-  if (group->machine.state() != group::GroupState::empty) return kafka_error::kNonEmptyGroup;
+  if (!group) return error::kGroupIdNotFound;
+  if (group->machine.state() != group::GroupState::empty) return error::kNonEmptyGroup;
   if (auto removed = remove_group(*group); !removed) {
     log_.warn("group {}: writing its tombstones failed: {}", group_id,
               storage::to_string(removed.error()));
-    return kafka_error::kNotCoordinator;
+    return error::kNotCoordinator;
   }
   return 0;
 }
@@ -485,11 +473,11 @@ std::int16_t GroupCoordinator::delete_group(const std::string& group_id) {
 std::int16_t GroupCoordinator::delete_offsets(const std::string& group_id,
                                               std::vector<OffsetCommitEntry>& partitions) {
   LockedGroup group(*this, group_id, false);
-  if (!group) return kafka_error::kGroupIdNotFound;
+  if (!group) return error::kGroupIdNotFound;
   const group::GroupSnapshot snapshot = group->machine.snapshot();
   std::set<std::string, std::less<>> subscribed;
   if (group->machine.state() != group::GroupState::empty) {
-    if (snapshot.protocol_type != kConsumerProtocolType) return kafka_error::kNonEmptyGroup;
+    if (snapshot.protocol_type != kConsumerProtocolType) return error::kNonEmptyGroup;
     for (const group::MemberSnapshot& member : snapshot.members) {
       if (auto subscription = group::decode_consumer_subscription(member.subscription)) {
         subscribed.insert(subscription->topics.begin(), subscription->topics.end());
@@ -499,9 +487,9 @@ std::int16_t GroupCoordinator::delete_offsets(const std::string& group_id,
   std::vector<TopicPartitionKey> removable;
   for (OffsetCommitEntry& entry : partitions) {
     if (subscribed.contains(entry.topic)) {
-      entry.error = kafka_error::kGroupSubscribedToTopic;
+      entry.error = error::kGroupSubscribedToTopic;
     } else if (topics_.find(entry.topic, entry.partition) == nullptr) {
-      entry.error = kafka_error::kUnknownTopicOrPartition;
+      entry.error = error::kUnknownTopicOrPartition;
     } else {
       entry.error = 0;
       removable.emplace_back(entry.topic, entry.partition);
@@ -509,7 +497,7 @@ std::int16_t GroupCoordinator::delete_offsets(const std::string& group_id,
   }
   if (auto removed = remove_offsets(*group, removable); !removed) {
     for (OffsetCommitEntry& entry : partitions) {
-      if (entry.error == 0) entry.error = kafka_error::kNotCoordinator;
+      if (entry.error == 0) entry.error = error::kNotCoordinator;
     }
   }
   return 0;
