@@ -8,6 +8,7 @@
 #include "core/env/clock.h"
 #include "core/env/disk.h"
 #include "core/env/log.h"
+#include "core/env/metrics.h"
 #include "core/env/net.h"
 #include "core/env/random.h"
 #include "core/env/scheduler.h"
@@ -27,6 +28,8 @@ class Env {
   Disk& disk() const { return disk_; }
   Random& random() const { return random_; }
   const Log& log() const { return log_; }
+  // The node's counters (metrics.h); counted by core/, read by the admin API and tests.
+  Metrics& metrics() const { return metrics_; }
   // Rare-path behaviour on demand in simulation; always false in the runtime.
   bool buggify(std::string_view site) const { return buggify_.fire(site); }
   // A planted canary bug (simulation only).
@@ -43,6 +46,7 @@ class Env {
   Random& random_;
   Buggify& buggify_;
   Log log_;
+  mutable Metrics metrics_;
 };
 
 }  // namespace sluice

@@ -117,8 +117,38 @@ std::expected<Address, NetError> Broker::serve(const Address& listen) {
   return listener_->local_address();
 }
 
+void Broker::drain() {
+  if (draining_ || listener_ == nullptr) return;
+  draining_ = true;
+  const Instant started = env_.now();
+  listener_->close();
+  // Nothing is read after the request in progress: idle connections end now (a request the
+  // client sent but this end has not read yet was never answered, so the client retries it).
+  std::vector<ConnectionState*> idle;
+  for (const auto& [serial, state] : connections_) {
+    if (!state->busy) idle.push_back(state);
+  }
+  for (ConnectionState* state : idle) state->stream->close();
+  // Long polls and parked group requests answer now instead of at their deadlines.
+  topics_.notify_appended();
+  groups_->abandon_parked();
+  const std::size_t busy = connections_.size() - idle.size();
+  log_.info("draining: listener closed, {} idle connection(s) closed, {} request(s) in progress",
+            idle.size(), busy);
+  const Instant deadline = env_.deadline_after(config_.drain_timeout);
+  while (connections_open_ > 0 && env_.now() < deadline) connection_closed_.wait(deadline);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - started);
+  if (connections_open_ > 0) {
+    log_.warn("drain timed out after {} ms: cancelling {} connection(s) still in a request",
+              took.count(), connections_open_);
+  } else {
+    log_.info("drained in {} ms", took.count());
+  }
+}
+
 void Broker::stop() {
   if (stopped_) return;
+  drain();
   stopped_ = true;
   if (listener_) listener_->close();
   connection_scope_.reset();
@@ -138,12 +168,22 @@ void Broker::accept_loop() {
       continue;
     }
     connection_scope_->spawn("kafka-connection", [this, stream = std::move(*stream)]() mutable {
+      ConnectionState state{.stream = stream.get(), .busy = false};
+      const std::uint64_t serial = next_connection_serial_++;
+      connections_.emplace(serial, &state);
       connections_open_++;
+      ++env_.metrics().connections_accepted;
       struct Leave {
-        std::size_t& open;
-        ~Leave() { open--; }
-      } leave{connections_open_};
-      serve_connection(*this, *stream);
+        Broker& broker;
+        std::uint64_t serial;
+        ~Leave() {
+          broker.connections_.erase(serial);
+          broker.connections_open_--;
+          ++broker.env_.metrics().connections_closed;
+          broker.connection_closed_.notify_all();
+        }
+      } leave{*this, serial};
+      serve_connection(*this, *stream, state);
     });
   }
 }

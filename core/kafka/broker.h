@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -46,6 +47,9 @@ struct BrokerConfig {
   // Kafka's default replica.fetch.wait.max / fetch.max.wait bounds: a client's max_wait_ms is
   // clipped to this so a connection fiber never parks for long.
   Duration fetch_wait_max = seconds(30);
+  // How long stop() lets requests in progress finish (after it stops accepting and closes idle
+  // connections) before it cancels what is left.
+  Duration drain_timeout = seconds(10);
   // Broker-wide budget for request bytes held in memory (frame bodies from the moment they are
   // read until their response is written). A connection waits for budget before reading a body,
   // so many large requests at once get backpressure, not an out-of-memory kill. Requests up to
@@ -74,6 +78,12 @@ struct BrokerConfig {
 
 class GroupCoordinator;
 
+// One live client connection, as the broker's drain sees it.
+struct ConnectionState {
+  Stream* stream = nullptr;
+  bool busy = false;  // a request has been read and its response is not written yet
+};
+
 // Who sent a request (JoinGroup records it; DescribeGroups reports it).
 struct RequestContext {
   std::string client_id;
@@ -93,7 +103,13 @@ class Broker {
   std::expected<void, storage::LogError> open();
   // Listens on `listen` (port 0 picks one) and returns the bound address.
   std::expected<Address, NetError> serve(const Address& listen);
+  // Graceful stop: closes the listener and the idle connections, lets every request already read
+  // finish and be answered (Fetch long polls and parked group joins answer at once) for up to
+  // drain_timeout, cancels what is left, then closes every partition log cleanly (flush and
+  // clean-shutdown marker, so the next open skips the recovery scan).
   void stop();
+  // True from the start of stop(): connections read no further requests.
+  bool draining() const { return draining_; }
   // What Metadata tells clients (e.g. once serve() has bound port 0).
   void set_advertised(Address address) { config_.advertised = std::move(address); }
   // A config reload: new topic defaults (log.* and min.insync.replicas) for every topic without
@@ -118,9 +134,17 @@ class Broker {
   std::size_t connections_open() const { return connections_open_; }
   // The request memory budget (connection.cc acquires a frame's size before reading its body).
   Semaphore& request_memory() { return request_memory_; }
+  // Request-level logging: one info line per request (API, version, client, latency, error
+  // count), switchable at run time (the admin API). Off by default.
+  void set_request_logging(bool enabled) { request_logging_ = enabled; }
+  bool request_logging() const { return request_logging_; }
+  // Serving clients: opened, listening and not stopping (the admin API's readiness).
+  bool ready() const { return listener_ != nullptr && !draining_ && !stopped_; }
 
  private:
   void accept_loop();
+  // stop()'s first half: see stop().
+  void drain();
   // Every `interval`, `step` on every partition's log (retention; the flush.ms bound).
   using HousekeepingStep =
       std::function<std::expected<void, storage::LogError>(storage::PartitionLog&)>;
@@ -183,8 +207,16 @@ class Broker {
   // One partition's Produce: validation, idempotence, append. Fills the partition response.
   void produce_to_partition(const std::string& topic, protocol::StructValue& partition_data,
                             protocol::StructValue& partition_response);
-  // One Fetch pass over every requested partition; returns the record bytes it gathered.
-  std::size_t fetch_once(const protocol::StructValue& request, protocol::StructValue& response);
+  // What one Fetch pass read from one partition (counted as traffic once the pass is answered).
+  struct PartitionRead {
+    std::shared_ptr<Partition> partition;
+    std::uint64_t bytes = 0;
+    std::uint64_t records = 0;
+  };
+  // One Fetch pass over every requested partition; returns the record bytes it gathered and
+  // replaces `reads` with what it read.
+  std::size_t fetch_once(const protocol::StructValue& request, protocol::StructValue& response,
+                         std::vector<PartitionRead>& reads);
 
   Env& env_;
   BrokerConfig config_;
@@ -195,12 +227,17 @@ class Broker {
   std::unique_ptr<Scope> scope_;             // the accept fiber
   std::unique_ptr<Scope> connection_scope_;  // child of scope_: one fiber per connection
   std::size_t connections_open_ = 0;
+  std::map<std::uint64_t, ConnectionState*> connections_;  // by a serial number, while they live
+  std::uint64_t next_connection_serial_ = 0;
+  WaitQueue connection_closed_;  // notified as each connection ends (drain waits here)
+  bool draining_ = false;
   Semaphore request_memory_;
   // Non-transactional producer ids: counted from a start chosen at open() (wall-clock
   // milliseconds × 1000, so a restarted broker does not hand out ids it gave before; not
   // persisted).
   std::int64_t next_producer_id_ = 0;
   bool stopped_ = false;
+  bool request_logging_ = false;
 };
 
 

@@ -114,6 +114,8 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
     partition->producers.on_appended(*stamped, env_.clock().wall_ms());
   }
   topics_.notify_appended();
+  partition->traffic.bytes_in += batch.size();
+  partition->traffic.records_in += static_cast<std::uint64_t>(std::max(header->records_count, 0));
   partition_response.set("error_code", int_value(error::kNone));
   partition_response.set("base_offset", int_value(appended->base_offset));
   partition_response.set("log_start_offset", int_value(log.log_start_offset()));
@@ -121,13 +123,15 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
 
 // ---- Fetch ----
 
-std::size_t Broker::fetch_once(const StructValue& request, StructValue& response) {
+std::size_t Broker::fetch_once(const StructValue& request, StructValue& response,
+                              std::vector<PartitionRead>& reads) {
   // max_bytes bounds the whole response, but the first batch is always returned whole (KIP-74)
   // so a consumer can make progress past a batch larger than its limits.
   const auto response_bytes_max =
       static_cast<std::size_t>(std::max<std::int64_t>(request.get_int("max_bytes"), 0));
   std::size_t gathered = 0;
   response.get_structs("responses").clear();
+  reads.clear();
   for (const StructValue& topic : request.get_structs("topics")) {
     const std::string& name = topic.get_string("topic");
     StructValue& topic_response = response.add("responses");
@@ -179,6 +183,9 @@ std::size_t Broker::fetch_once(const StructValue& request, StructValue& response
       }
       if (read->batch_count == 0) continue;
       gathered += read->size_bytes;
+      reads.push_back(PartitionRead{.partition = partition,
+                                    .bytes = read->size_bytes,
+                                    .records = static_cast<std::uint64_t>(read->next_offset - read->first_offset)});
       protocol::FileRecords records;
       for (const storage::FileRange& range : read->ranges) {
         records.slices.push_back(protocol::FileSlice{range.segment, &range.segment->file(), range.position,
@@ -202,13 +209,18 @@ StructValue Broker::handle_fetch(std::int16_t /*version*/, const StructValue& re
   const auto min_bytes =
       static_cast<std::size_t>(std::max<std::int64_t>(request.get_int("min_bytes"), 0));
   // Long poll: each pass either has enough bytes, or waits for the next append or the deadline.
+  std::vector<PartitionRead> reads;
   for (;;) {
-    const std::size_t gathered = fetch_once(request, response);
-    if (gathered >= min_bytes || env_.now() >= deadline) break;
+    const std::size_t gathered = fetch_once(request, response, reads);
+    if (gathered >= min_bytes || env_.now() >= deadline || draining_) break;
     if (topics_.appended_waiters().wait(deadline) == WakeReason::timed_out) {
-      fetch_once(request, response);
+      fetch_once(request, response, reads);
       break;
     }
+  }
+  for (const PartitionRead& read : reads) {
+    read.partition->traffic.bytes_out += read.bytes;
+    read.partition->traffic.records_out += read.records;
   }
   return response;
 }

@@ -41,6 +41,25 @@ Encoded encode_response(const RequestHeader& header, const protocol::MessageSche
   return out;
 }
 
+// How many error_code fields of a response are not NONE (its top level and every nested
+// struct): a request counts as an error in the metrics when any is.
+std::size_t count_error_codes(const protocol::StructValue& response) {
+  std::size_t errors = 0;
+  const auto fields = response.schema.span();
+  for (std::size_t i = 0; i < fields.size() && i < response.values.size(); ++i) {
+    const protocol::Value& value = response.values[i];
+    if (fields[i].name == "error_code") {
+      if (const auto* code = std::get_if<std::int64_t>(&value.variant()); code && *code != 0) ++errors;
+    } else if (const auto* structs = std::get_if<std::vector<protocol::StructValue>>(&value.variant())) {
+      for (const auto& item : *structs) errors += count_error_codes(item);
+    } else if (const auto* nested = std::get_if<std::shared_ptr<protocol::StructValue>>(&value.variant());
+               nested && *nested) {
+      errors += count_error_codes(**nested);
+    }
+  }
+  return errors;
+}
+
 Answer answer(Broker& broker, std::span<const std::byte> frame, const std::string& client_host, const Log& log) {
   ByteReader reader(frame);
   auto header = protocol::decode_request_header(reader);
@@ -77,9 +96,23 @@ Answer answer(Broker& broker, std::span<const std::byte> frame, const std::strin
     return Answer::close_connection();
   }
   const RequestContext context{.client_id = header->client_id.value_or(""), .client_host = client_host};
+  Env& env = broker.env();
+  const Instant started = env.now();
   auto response = broker.handle(*header, *schema, *request, context);
-  if (!response) return Answer::nothing();
-  return Answer::send(encode_response(*header, *schema, header->api_version, *response));
+  ApiStats& stats = env.metrics().api(header->api_key);
+  ++stats.requests;
+  const std::size_t errors = response ? count_error_codes(*response) : 0;
+  if (errors > 0) ++stats.errors;
+  Answer reply = response ? Answer::send(encode_response(*header, *schema, header->api_version, *response))
+                          : Answer::nothing();
+  const Duration took = env.now() - started;
+  stats.latency.observe(took);
+  if (broker.request_logging()) {
+    log.info("request {} v{} correlation_id={} client_id={} took_us={} errors={}", schema->name,
+             header->api_version, header->correlation_id, context.client_id,
+             std::chrono::duration_cast<std::chrono::microseconds>(took).count(), errors);
+  }
+  return reply;
 }
 
 // Holds `bytes` of the broker's request memory budget until destroyed.
@@ -99,8 +132,21 @@ class BudgetHold {
 // exempting them keeps metadata, heartbeats and small produces flowing while large requests wait.
 constexpr std::uint32_t kUnbudgetedRequestBytes = 64 * 1024;
 
+// Marks a connection busy (a request read and not yet answered) for its lifetime.
+class BusyMark {
+ public:
+  explicit BusyMark(ConnectionState& state) : state_(state) { state_.busy = true; }
+  ~BusyMark() { state_.busy = false; }
+  BusyMark(const BusyMark&) = delete;
+  BusyMark& operator=(const BusyMark&) = delete;
+
+ private:
+  ConnectionState& state_;
+};
+
 // One request/response exchange: false when the connection should end.
-bool serve_one_request(Broker& broker, Stream& stream, const std::string& client_host, const Log& log) {
+bool serve_one_request(Broker& broker, Stream& stream, ConnectionState& state,
+                       const std::string& client_host, const Log& log) {
   Env& env = broker.env();
   const BrokerConfig& config = broker.config();
   Semaphore& budget = broker.request_memory();
@@ -114,6 +160,8 @@ bool serve_one_request(Broker& broker, Stream& stream, const std::string& client
     if (size.error() == NetError::reset) log.debug("closing: bad or oversized frame, or reset");
     return false;
   }
+  // From here until the response is written, a drain waits for this request (bounded).
+  const BusyMark busy(state);
   // Backpressure: wait, without reading the body (so TCP pushes back on the client), until the
   // budget covers this request; held until its response is written. Waiting holds nothing, so
   // waiters cannot deadlock; a peer that announces a large frame and stalls holds its share
@@ -138,11 +186,11 @@ bool serve_one_request(Broker& broker, Stream& stream, const std::string& client
 
 }  // namespace
 
-void serve_connection(Broker& broker, Stream& stream) {
+void serve_connection(Broker& broker, Stream& stream, ConnectionState& state) {
   const Log log = broker.env().log().with_component("conn " + stream.peer_address().to_string());
   // Bounded by the connection's lifetime: every iteration answers one request or ends it.
   const std::string client_host = "/" + stream.peer_address().host;
-  while (serve_one_request(broker, stream, client_host, log)) {
+  while (!broker.draining() && serve_one_request(broker, stream, state, client_host, log)) {
   }
   stream.close();
 }

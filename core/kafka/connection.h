@@ -8,13 +8,15 @@
 //    and the supported API ranges, so the client can retry at a version the broker knows;
 //  * response header v1 exactly when the API version is flexible, except ApiVersions (always v0);
 //  * no bytes moving for idle_timeout ⇒ closed.
-// Returns when the connection ends; the stream is closed on every way out.
+// Returns when the connection ends; the stream is closed on every way out. While the broker
+// drains (Broker::stop) no further request is read: the one in progress is answered, then the
+// connection ends.
 
 #include "core/env/net.h"
 #include "core/kafka/broker.h"
 
 namespace sluice::kafka {
 
-void serve_connection(Broker& broker, Stream& stream);
+void serve_connection(Broker& broker, Stream& stream, ConnectionState& state);
 
 }  // namespace sluice::kafka

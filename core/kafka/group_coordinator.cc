@@ -43,7 +43,7 @@ ConfigMap offsets_topic_configs(const CoordinatorConfig& config) {
 
 struct GroupCoordinator::GroupEntry {
   GroupEntry(std::string id, group::Group group)
-      : group_id(std::move(id)), machine(std::move(group)) {}
+      : group_id(std::move(id)), machine(std::move(group)), counted_generation(machine.generation()) {}
   std::string group_id;
   group::Group machine;
   std::map<TopicPartitionKey, group::OffsetCommitValue> offsets;
@@ -53,6 +53,8 @@ struct GroupCoordinator::GroupEntry {
   // compaction re-appends.
   std::optional<group::GroupSnapshot> persisted;
   bool removed = false;  // deleted: a fiber that waited for the mutex must look the group up again
+  // The generation last counted as a rebalance (metrics); a recovered group starts at its own.
+  std::int32_t counted_generation;
 };
 
 GroupCoordinator::GroupCoordinator(Env& env, TopicManager& topics, CoordinatorConfig config)
@@ -261,6 +263,11 @@ GroupCoordinator::LockedGroup::LockedGroup(GroupCoordinator& coordinator,
 // ---- the classic protocol --------------------------------------------------------------------
 
 void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
+  // A rebalance is counted when it completes: the machine's generation moves on.
+  if (const std::int32_t generation = entry.machine.generation(); generation > entry.counted_generation) {
+    env_.metrics().group_rebalances += static_cast<std::uint64_t>(generation - entry.counted_generation);
+    entry.counted_generation = generation;
+  }
   bool persist_failed = false;
   for (group::Effect& effect : effects) {
     if (const auto* persist = std::get_if<group::PersistGroup>(&effect)) {
@@ -295,6 +302,19 @@ void GroupCoordinator::deliver(GroupEntry& entry, group::Effects effects) {
   }
 }
 
+void GroupCoordinator::abandon_parked() {
+  std::size_t abandoned = 0;
+  for (const auto& [id, entry] : groups_) {
+    // Not a response: run_parked answers NOT_COORDINATOR for it.
+    for (auto& [token, waiter] : entry->waiting) {
+      waiter.set_value(group::PersistGroup{});
+      ++abandoned;
+    }
+    entry->waiting.clear();
+  }
+  if (abandoned > 0) log_.info("answered {} parked group request(s) NOT_COORDINATOR", abandoned);
+}
+
 template <typename Response, typename Step>
 Response GroupCoordinator::run_parked(const std::string& group_id, bool create,
                                       group::RequestToken token, Step step) {
@@ -312,13 +332,12 @@ Response GroupCoordinator::run_parked(const std::string& group_id, bool create,
     deliver(*entry, step(entry->machine, now_ms()));
   }
   std::optional<group::Effect> effect = future.get();
-  if (!effect) {
+  if (!effect || !std::holds_alternative<Response>(*effect)) {  // abandoned: the broker stops
     Response gone;
     gone.token = token;
     gone.error = error::kNotCoordinator;
     return gone;
   }
-  assert(std::holds_alternative<Response>(*effect));
   return std::get<Response>(std::move(*effect));
 }
 

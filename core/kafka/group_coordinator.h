@@ -124,6 +124,10 @@ class GroupCoordinator {
   // A topic was deleted: its committed offsets go too (tombstones), as Kafka does.
   void on_topic_deleted(const std::string& topic);
 
+  // The broker stops: every parked JoinGroup/SyncGroup answers NOT_COORDINATOR now (the client
+  // looks the coordinator up again) instead of waiting for its rebalance.
+  void abandon_parked();
+
   // For tests and metrics.
   std::size_t group_count() const { return groups_.size(); }
   std::int32_t partition_for(std::string_view group_id) const;

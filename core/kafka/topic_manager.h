@@ -43,8 +43,18 @@ namespace sluice::kafka {
 // Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-], and not "." or "..".
 bool valid_topic_name(std::string_view name);
 
+// A partition's traffic since the broker started (metrics): record batches appended by Produce
+// and sent by Fetch (whole batches, so records before a fetch offset in its first batch count).
+struct PartitionTraffic {
+  std::uint64_t bytes_in = 0;
+  std::uint64_t records_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t records_out = 0;
+};
+
 struct Partition {
   std::int32_t index = 0;
+  PartitionTraffic traffic;
   std::shared_ptr<storage::PartitionLog> log;
   storage::ProducerState producers;
   Mutex idempotent_append_mutex;

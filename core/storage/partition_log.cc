@@ -350,8 +350,12 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
     std::expected<void, DiskError> synced;
     {
       SyncRunning running(sync_running_, sync_waiters_);
+      const Instant started = env_.now();
       synced = segment->file().datasync();
       ++stats_.datasyncs;
+      Metrics& metrics = env_.metrics();
+      metrics.fsync_latency.observe(env_.now() - started);
+      if (!synced) ++metrics.fsync_errors;
     }
     if (!synced) {
       poisoned_ = true;
