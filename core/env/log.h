@@ -20,6 +20,16 @@ bool parse_log_level(std::string_view text, LogLevel& level);
 void set_log_level(LogLevel level);
 LogLevel log_level();
 
+// How a line looks. text: `[time] [level] [node] [component] message`. json: one object per line,
+// {"time" (UTC), "level", "node", "component", "message", then every `key=value` word of the
+// message as a field of its own}, for log shippers. Messages name their key facts `key=value`.
+enum class LogFormat : int { text, json };
+// Parses "text|json"; false on anything else.
+bool parse_log_format(std::string_view text, LogFormat& format);
+// Sets the format for every line from now on (the process's spdlog pattern).
+void set_log_format(LogFormat format);
+LogFormat log_format();
+
 class Log {
  public:
   Log(std::string node, const Clock* clock, std::string component = "")

@@ -133,16 +133,15 @@ void Broker::drain() {
   topics_.notify_appended();
   groups_->abandon_parked();
   const std::size_t busy = connections_.size() - idle.size();
-  log_.info("draining: listener closed, {} idle connection(s) closed, {} request(s) in progress",
-            idle.size(), busy);
+  log_.info("draining: listener closed; idle_closed={} in_progress={}", idle.size(), busy);
   const Instant deadline = env_.deadline_after(config_.drain_timeout);
   while (connections_open_ > 0 && env_.now() < deadline) connection_closed_.wait(deadline);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - started);
   if (connections_open_ > 0) {
-    log_.warn("drain timed out after {} ms: cancelling {} connection(s) still in a request",
-              took.count(), connections_open_);
+    log_.warn("drain timed out: cancelling connections={} still in a request; took_ms={}", connections_open_,
+              took.count());
   } else {
-    log_.info("drained in {} ms", took.count());
+    log_.info("drained: every request in progress answered; took_ms={}", took.count());
   }
 }
 

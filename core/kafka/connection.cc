@@ -108,7 +108,7 @@ Answer answer(Broker& broker, std::span<const std::byte> frame, const std::strin
   const Duration took = env.now() - started;
   stats.latency.observe(took);
   if (broker.request_logging()) {
-    log.info("request {} v{} correlation_id={} client_id={} took_us={} errors={}", schema->name,
+    log.info("request api={} version={} correlation_id={} client_id={} took_us={} errors={}", schema->name,
              header->api_version, header->correlation_id, context.client_id,
              std::chrono::duration_cast<std::chrono::microseconds>(took).count(), errors);
   }
