@@ -239,6 +239,23 @@ void render_node(Broker& broker, Exposition& out) {
 
 }  // namespace
 
+std::size_t count_error_codes(const protocol::StructValue& response) {
+  std::size_t errors = 0;
+  const auto fields = response.schema.span();
+  for (std::size_t i = 0; i < fields.size() && i < response.values.size(); ++i) {
+    const protocol::Value& value = response.values[i];
+    if (fields[i].name == "error_code") {
+      if (const auto* code = std::get_if<std::int64_t>(&value.variant()); code && *code != 0) ++errors;
+    } else if (const auto* structs = std::get_if<std::vector<protocol::StructValue>>(&value.variant())) {
+      for (const auto& item : *structs) errors += count_error_codes(item);
+    } else if (const auto* nested = std::get_if<std::shared_ptr<protocol::StructValue>>(&value.variant());
+               nested && *nested) {
+      errors += count_error_codes(**nested);
+    }
+  }
+  return errors;
+}
+
 std::string render_prometheus(Broker& broker) {
   Exposition out;
   render_node(broker, out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "core/kafka/broker_metrics.h"
 #include "core/protocol/messages.h"
 #include "core/protocol/spliced_frame.h"
 #include "core/util/frame_io.h"
@@ -39,25 +40,6 @@ Encoded encode_response(const RequestHeader& header, const protocol::MessageSche
   protocol::encode_response_header(header.correlation_id, flexible_header, out.body);
   protocol::encode_struct(schema.response, version, flexible, response, out.body, out.splices);
   return out;
-}
-
-// How many error_code fields of a response are not NONE (its top level and every nested
-// struct): a request counts as an error in the metrics when any is.
-std::size_t count_error_codes(const protocol::StructValue& response) {
-  std::size_t errors = 0;
-  const auto fields = response.schema.span();
-  for (std::size_t i = 0; i < fields.size() && i < response.values.size(); ++i) {
-    const protocol::Value& value = response.values[i];
-    if (fields[i].name == "error_code") {
-      if (const auto* code = std::get_if<std::int64_t>(&value.variant()); code && *code != 0) ++errors;
-    } else if (const auto* structs = std::get_if<std::vector<protocol::StructValue>>(&value.variant())) {
-      for (const auto& item : *structs) errors += count_error_codes(item);
-    } else if (const auto* nested = std::get_if<std::shared_ptr<protocol::StructValue>>(&value.variant());
-               nested && *nested) {
-      errors += count_error_codes(**nested);
-    }
-  }
-  return errors;
 }
 
 Answer answer(Broker& broker, std::span<const std::byte> frame, const std::string& client_host, const Log& log) {
