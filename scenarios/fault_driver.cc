@@ -9,7 +9,8 @@ namespace sluice::scenarios {
 std::string FaultCounts::summary() const {
   return "crashes=" + std::to_string(crashes) + " pauses=" + std::to_string(pauses) +
          " partitions=" + std::to_string(partitions) + " clogs=" + std::to_string(clogs) +
-         " clock_jumps=" + std::to_string(clock_jumps) + " bit_flips=" + std::to_string(bit_flips);
+         " clock_jumps=" + std::to_string(clock_jumps) + " bit_flips=" + std::to_string(bit_flips) +
+         (stops > 0 ? " stops=" + std::to_string(stops) : "");
 }
 
 // ---- The schedule file format (see fault_schedule.h) ----
@@ -30,6 +31,8 @@ const char* fault_kind_name(FaultKind kind) {
       return "clock_jump";
     case FaultKind::bit_flip:
       return "bit_flip";
+    case FaultKind::stop:
+      return "stop";
   }
   return "?";
 }
@@ -114,7 +117,7 @@ std::optional<FaultEvent> parse_fault_event(const std::string& line, std::string
   bool known = false;
   for (FaultKind candidate :
        {FaultKind::crash, FaultKind::pause, FaultKind::partition, FaultKind::isolate,
-        FaultKind::clog, FaultKind::clock_jump, FaultKind::bit_flip}) {
+        FaultKind::clog, FaultKind::clock_jump, FaultKind::bit_flip, FaultKind::stop}) {
     if (kind == fault_kind_name(candidate)) {
       event.kind = candidate;
       known = true;
@@ -205,7 +208,7 @@ std::optional<FaultSchedule> parse_fault_schedule(const std::string& text, std::
 namespace {
 
 // What the driver draws from (a partition may become an isolation).
-enum class Drawn : std::uint8_t { crash, pause, partition, clog, clock_jump, bit_flip };
+enum class Drawn : std::uint8_t { crash, pause, partition, clog, clock_jump, bit_flip, stop };
 
 std::vector<Drawn> kinds_of(const sim::SwarmConfig& swarm, const FaultPlan& plan) {
   std::vector<Drawn> kinds;
@@ -217,6 +220,7 @@ std::vector<Drawn> kinds_of(const sim::SwarmConfig& swarm, const FaultPlan& plan
   if (plan.force_clock_jumps || (plan.swarm_kinds && swarm.clock_skew))
     kinds.push_back(Drawn::clock_jump);
   if (plan.bit_flips) kinds.push_back(Drawn::bit_flip);
+  if (plan.graceful_stops && plan.graceful_stop) kinds.push_back(Drawn::stop);
   return kinds;
 }
 
@@ -247,6 +251,19 @@ class Injector {
         world_.crash(server);
         counts_.crashes++;
         record(event);
+        this_fiber::sleep_for(event.duration);
+        log_.info("restart {}", plan_.server_host);
+        world_.restart(server);
+        return true;
+      case FaultKind::stop:
+        if (!on_server || !world_.is_up(server) || world_.is_paused(server) || !plan_.graceful_stop)
+          return false;
+        log_.info("stop {} gracefully", plan_.server_host);
+        record(event);
+        counts_.stops++;
+        if (!plan_.graceful_stop()) log_.info("{} did not stop gracefully", plan_.server_host);
+        // Down as a stopped process is: what the stop did not make durable is gone.
+        world_.crash(server);
         this_fiber::sleep_for(event.duration);
         log_.info("restart {}", plan_.server_host);
         world_.restart(server);
@@ -408,6 +425,12 @@ void run_faults(sim::SimWorld& world, const sim::SwarmConfig& swarm, const Fault
         break;
       case Drawn::bit_flip:
         if (auto flipped = world.disk(server).corrupt_bit(random)) injector.flipped(*flipped);
+        break;
+      case Drawn::stop:
+        if (!world.is_up(server) || world.is_paused(server)) break;
+        event.kind = FaultKind::stop;
+        event.duration = pick_duration(1, 1500);
+        injector.inject(event);
         break;
     }
   }

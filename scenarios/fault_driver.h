@@ -7,6 +7,7 @@
 // injects exactly those events at those times and draws nothing from its Random.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@ struct FaultPlan {
   bool force_partitions = false;
   bool force_clock_jumps = false;
   bool bit_flips = false;                // never from the swarm: only scenarios that expect them
+  // Graceful stops (FaultKind::stop), never from the swarm: `graceful_stop` asks the server to
+  // drain and stop as on SIGTERM and returns once it has (false: it could not, e.g. never started).
+  // The driver then takes the node down (losing whatever a clean stop failed to sync) and starts
+  // it again after the event's duration.
+  bool graceful_stops = false;
+  std::function<bool()> graceful_stop;
   bool swarm_kinds = true;               // also inject what the seed's swarm enables
   std::string random_stream = "faults";  // the name its Random is forked under
 };
@@ -36,6 +43,7 @@ struct FaultCounts {
   std::uint64_t clogs = 0;
   std::uint64_t clock_jumps = 0;
   std::uint64_t bit_flips = 0;
+  std::uint64_t stops = 0;
   std::string summary() const;
 };
 

@@ -10,6 +10,7 @@
 //   t=SECONDS clog HOST for=SECONDS
 //   t=SECONDS clock_jump HOST ms=MILLIS
 //   t=SECONDS bit_flip HOST path=PATH byte=OFFSET bit=0..7
+//   t=SECONDS stop HOST for=SECONDS   (a graceful stop, as on SIGTERM: drain, close, then down)
 //
 // SECONDS is a decimal with up to 9 fractional digits (exact nanoseconds); `#` starts a comment.
 
@@ -29,7 +30,8 @@ enum class FaultKind : std::uint8_t {
   isolate,
   clog,
   clock_jump,
-  bit_flip
+  bit_flip,
+  stop
 };
 
 struct FaultEvent {

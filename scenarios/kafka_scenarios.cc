@@ -60,6 +60,16 @@ ScenarioResult run_disk_corruption(const ScenarioOptions& options) {
   return run_kafka_workload(options, spec);
 }
 
+ScenarioResult run_graceful_restart(const ScenarioOptions& options) {
+  KafkaWorkloadSpec spec;
+  spec.partitions = 6;
+  spec.producers = 3;
+  spec.consumers = 2;
+  spec.produce_interval = milliseconds(5);
+  spec.faults.graceful_stops = true;  // drains under load; the seed's swarm adds crashes and more
+  return run_kafka_workload(options, spec);
+}
+
 ScenarioResult run_rebalance_storm(const ScenarioOptions& options) {
   KafkaWorkloadSpec spec;
   spec.partitions = 6;

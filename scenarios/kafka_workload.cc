@@ -52,7 +52,51 @@ bool value_checks(std::string_view value) {
          value.substr(dash + 1) == value_checksum(value.substr(0, dash));
 }
 
-void broker_main(Env& env, const KafkaWorkloadSpec& spec, std::vector<RecoveredEnd>& recovered) {
+// Graceful stops of the broker node (FaultKind::stop) and what the start after one found.
+struct BrokerControl {
+  bool stop_requested = false;      // the fault driver asks the running broker to stop
+  bool stopped = false;             // the running incarnation has returned from Broker::stop()
+  bool stopped_gracefully = false;  // the last incarnation ended in Broker::stop()
+  WaitQueue changed;
+  std::vector<std::string> violations;
+};
+
+// The fault driver's graceful_stop hook: asks, then waits (bounded) until the broker has stopped.
+bool request_graceful_stop(BrokerControl& control, const sim::SimWorld& world) {
+  control.stop_requested = true;
+  control.changed.notify_all();
+  const Instant deadline = add_saturating(world.now(), seconds(60));
+  while (!control.stopped && world.now() < deadline) control.changed.wait(deadline);
+  return control.stopped;
+}
+
+// After a graceful stop every partition log must reopen from its clean-shutdown marker: a scan
+// means the stop left something unsynced or unclosed.
+void check_clean_after_graceful_stop(Env& env, kafka::Broker& broker, BrokerControl& control) {
+  std::size_t partitions = 0;
+  std::size_t scanned = 0;
+  for (const auto& [name, topic] : broker.topics().topics()) {
+    for (const auto& partition : topic->partitions) {
+      partitions++;
+      if (!partition->log->stats().recovered_from_clean_shutdown) scanned++;
+    }
+  }
+  if (scanned > 0) {
+    control.violations.push_back(fmt::format(
+        "unclean-after-graceful-stop: {} of {} partition logs were recovered by a scan after a "
+        "graceful stop (t={:.3f} s)",
+        scanned, partitions, std::chrono::duration<double>(env.now().time_since_epoch()).count()));
+  }
+}
+
+void broker_main(Env& env, const KafkaWorkloadSpec& spec, std::vector<RecoveredEnd>& recovered,
+                 BrokerControl& control) {
+  control.stop_requested = false;
+  control.stopped = false;
+  // Only the first start after a graceful stop is judged: one a crash cut short during its open
+  // leaves the next start to recover what that open had begun.
+  const bool after_graceful_stop = control.stopped_gracefully;
+  control.stopped_gracefully = false;
   kafka::BrokerConfig config;
   config.data_dir = "/data";
   config.advertised = kBroker;
@@ -65,6 +109,7 @@ void broker_main(Env& env, const KafkaWorkloadSpec& spec, std::vector<RecoveredE
     env.log().error("broker open failed: {}", storage::to_string(opened.error()));
     return;  // nothing listens: the clients' retries and the final read see it (liveness)
   }
+  if (after_graceful_stop) check_clean_after_graceful_stop(env, broker, control);
   if (spec.corruption_expected) {
     if (const kafka::Topic* topic = broker.topics().find(kTopic)) {
       for (const auto& partition : topic->partitions) {
@@ -78,7 +123,12 @@ void broker_main(Env& env, const KafkaWorkloadSpec& spec, std::vector<RecoveredE
     env.log().error("broker serve failed: {}", to_string(served.error()));
     return;
   }
-  Event never;
+  while (!control.stop_requested) control.changed.wait(kNever);
+  broker.stop();  // as on SIGTERM: drain, then close every log cleanly
+  control.stopped = true;
+  control.stopped_gracefully = true;
+  control.changed.notify_all();
+  Event never;  // down only when the fault driver takes the node down
   never.wait();
 }
 
@@ -267,13 +317,15 @@ void check_values_intact(const checkers::History& history, std::vector<std::stri
 ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWorkloadSpec& spec) {
   checkers::History history;  // outlives the world: node fibers write into it until unwound
   ScenarioResult result;
+  BrokerControl control;  // outlives the world too: the broker node waits on it
   sim::SimWorld world(options.seed);
   for (const auto& bug : options.bugs) world.buggify().plant_bug(bug);
   const sim::SwarmConfig swarm = sim::SwarmConfig::from_seed(options.seed);
 
   std::vector<RecoveredEnd> recovered;
-  const sim::NodeId broker = world.add_node(
-      "broker", [&spec, &recovered](Env& env) { broker_main(env, spec, recovered); });
+  const sim::NodeId broker = world.add_node("broker", [&spec, &recovered, &control](Env& env) {
+    broker_main(env, spec, recovered, control);
+  });
   apply_fault_settings(world, swarm, broker, spec);
 
   const Instant faults_end = world.now() + options.fault_duration;
@@ -281,6 +333,7 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   FaultPlan plan = spec.faults;
   plan.server = broker;
   plan.server_host = "broker";
+  plan.graceful_stop = [&control, &world] { return request_graceful_stop(control, world); };
   for (int i = 1; i <= spec.producers; ++i) {
     const std::string host = "producer-host-" + std::to_string(i);
     plan.client_hosts.push_back(host);
@@ -312,6 +365,12 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   world.disk(broker).set_faults(sim::SimDiskFaults{});
   if (!world.is_up(broker)) world.restart(broker);
   world.resume(broker);
+  if (control.stop_requested) {
+    // The fault period ended inside a graceful stop: let it finish, then start the broker again.
+    for (int waited = 0; waited < 600 && !control.stopped; ++waited) world.run_for(milliseconds(100));
+    world.crash(broker);
+    world.restart(broker);
+  }
   world.run_until([&] {
     for (char done : producers_done) {
       if (!done) return false;
@@ -374,6 +433,7 @@ ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWor
   for (const checkers::Anomaly& anomaly : checked.anomalies) {
     result.violations.push_back(anomaly.type + ": " + anomaly.description);
   }
+  for (const std::string& violation : control.violations) result.violations.push_back(violation);
   result.summary = checked.summary() + " " + faults.summary();
   if (spec.corruption_expected) {
     check_values_intact(history, result.violations);

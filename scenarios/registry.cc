@@ -42,6 +42,11 @@ const std::vector<ScenarioInfo>& all_scenarios() {
        "and pause past their session timeout while producers write and the broker faults: one owner per "
        "partition per generation, commits never regress, nothing acknowledged goes unread, Stable at the end",
        &run_rebalance_storm},
+      {"graceful_restart",
+       "the broker is stopped gracefully (as on SIGTERM: drain, close cleanly) and restarted while "
+       "idempotent producers and a consumer group run, among the seed's other faults: nothing "
+       "acknowledged is lost, and every log reopens from its clean-shutdown marker without a scan",
+       &run_graceful_restart},
       {"static_membership",
        "two static members (group.instance.id) restarting within and beyond the session timeout: "
        "exclusivity, no lost or unread records, the group Stable at the end",
@@ -74,6 +79,8 @@ const std::vector<BugInfo>& all_bugs() {
       {"group_two_owners", "SyncGroup hands every member the leader's assignment (two owners per partition)",
        "rebalance_storm"},
       {"group_accept_stale_commit", "OffsetCommit from a zombie (an older generation or an expired member) is accepted", "rebalance_storm"},
+      {"stop_skips_log_close", "a graceful stop drains but does not close the partition logs (no clean-shutdown markers)",
+       "graceful_restart"},
   };
   return bugs;
 }

@@ -58,6 +58,7 @@ ScenarioResult run_clock_skew(const ScenarioOptions& options);
 ScenarioResult run_retention_under_load(const ScenarioOptions& options);
 ScenarioResult run_disk_corruption(const ScenarioOptions& options);
 ScenarioResult run_rebalance_storm(const ScenarioOptions& options);
+ScenarioResult run_graceful_restart(const ScenarioOptions& options);
 ScenarioResult run_static_membership(const ScenarioOptions& options);
 
 }  // namespace sluice::scenarios

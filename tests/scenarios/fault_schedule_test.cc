@@ -48,6 +48,9 @@ FaultSchedule every_kind() {
   flip.byte_offset = 4097;
   flip.bit = 7;
   schedule.push_back(flip);
+  FaultEvent stop = event(seconds(21), FaultKind::stop, "broker");
+  stop.duration = milliseconds(750);
+  schedule.push_back(stop);
   return schedule;
 }
 
@@ -59,6 +62,7 @@ TEST(FaultScheduleTest, FileFormatRoundTripsEveryKindExactly) {
   EXPECT_NE(text.find("t=3.000000001 partition producer-host-2 from=broker for=3.000000000\n"),
             std::string::npos);
   EXPECT_NE(text.find("t=6.000000000 clock_jump broker ms=-5321\n"), std::string::npos);
+  EXPECT_NE(text.find("t=21.000000000 stop broker for=0.750000000\n"), std::string::npos);
   std::string error;
   const auto parsed = parse_fault_schedule(text, error);
   ASSERT_TRUE(parsed.has_value()) << error;
