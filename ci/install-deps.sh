@@ -13,6 +13,7 @@ packages=(
   libcli11-dev
   libyaml-cpp-dev
   nlohmann-json3-dev
+  libcpp-httplib-dev  # the admin HTTP API (runtime/admin_server.*)
   ccache ninja-build
   # Real Kafka clients for the integration tests (tests/integration).
   kcat python3-kafka python3-confluent-kafka librdkafka-dev

@@ -1,6 +1,7 @@
 // The `sluice` executable: the broker's command line. `serve` runs a single Kafka broker node
 // (core/kafka) on the real runtime: it recovers the data directory, listens, and on SIGINT or
-// SIGTERM stops accepting, ends every connection and closes the partition logs cleanly.
+// SIGTERM stops accepting, ends every connection and closes the partition logs cleanly; beside it
+// runs the admin HTTP API (runtime/admin_server.h: metrics, health, state, switches).
 // `config print` shows the effective configuration. `topic` and `group` administer topics and
 // consumer groups over the Kafka protocol (runtime/topic_command.h, runtime/group_command.h),
 // against Sluice or Kafka.
@@ -10,13 +11,16 @@
 #include <cassert>
 #include <cstdint>
 #include <cstdio>
+#include <expected>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "core/env/env.h"
 #include "core/env/sync.h"
 #include "core/kafka/broker.h"
+#include "runtime/admin_server.h"
 #include "runtime/data_dir_lock.h"
 #include "runtime/group_command.h"
 #include "runtime/runtime_env.h"
@@ -45,6 +49,7 @@ struct ServeOptions {
   std::uint64_t node_id = 0;
   std::string log_level = "info";
   std::string advertise;  // empty: the listen address
+  std::string admin_listen = sluice::runtime::ServeConfig{}.admin_listen;
 };
 
 // The broker's main fiber. Returns the process exit code.
@@ -71,8 +76,8 @@ void apply_reload(Env& env, sluice::kafka::Broker& broker,
   if (sluice::runtime::format_serve_config(comparable) !=
       sluice::runtime::format_serve_config(running)) {
     env.log().warn(
-        "changes to listen, advertise, node_id, data_directory, kafka.* or groups.* take "
-        "effect at the next start");
+        "changes to listen, advertise, node_id, data_directory, kafka.*, groups.* or "
+        "admin.* take effect at the next start");
   }
 }
 
@@ -95,9 +100,30 @@ void reload_loop(sluice::runtime::RuntimeEnv& runtime, Env& env, sluice::kafka::
   }
 }
 
+// Starts the admin HTTP API beside a serving broker: nullptr when it is off, or why it cannot.
+std::expected<std::unique_ptr<sluice::runtime::AdminServer>, std::string> start_admin_server(
+    sluice::runtime::RuntimeEnv& runtime, Env& env, sluice::kafka::Broker& broker,
+    const std::optional<Address>& admin_listen, sluice::Instant started) {
+  if (!admin_listen) return nullptr;
+  sluice::runtime::AdminServerOptions admin_options;
+  admin_options.listen = *admin_listen;
+  admin_options.version = SLUICE_VERSION;
+  admin_options.started = started;
+  auto admin = sluice::runtime::AdminServer::start(runtime.reactor(), runtime.io_thread(), broker,
+                                                   std::move(admin_options));
+  if (!admin) {
+    return std::unexpected(
+        admin.error() + " (--admin-listen, or admin.listen in the config; \"off\" turns it off)");
+  }
+  env.log().info("admin API listening on {}", (*admin)->bound().to_string());
+  return admin;
+}
+
 int serve_main(sluice::runtime::RuntimeEnv& runtime, Env& env, Event& shutdown,
                const sluice::runtime::ServeConfig& options, const Address& listen,
-               const std::optional<Address>& advertise, const ConfigLoader& reload) {
+               const std::optional<Address>& advertise, const std::optional<Address>& admin_listen,
+               const ConfigLoader& reload) {
+  const sluice::Instant started = sluice::runtime::monotonic_now();
   sluice::kafka::BrokerConfig config = options.broker;
   config.node_id = static_cast<std::int32_t>(options.node_id);
   sluice::kafka::Broker broker(env, config);
@@ -118,13 +144,23 @@ int serve_main(sluice::runtime::RuntimeEnv& runtime, Env& env, Event& shutdown,
   env.log().info(
       "sluice {} listening on {} (advertised as {}) with data directory '{}': Kafka broker node {}",
       SLUICE_VERSION, bound->to_string(), advertised.to_string(), config.data_dir, options.node_id);
+  auto admin_started = start_admin_server(runtime, env, broker, admin_listen, started);
+  if (!admin_started) {
+    broker.stop();
+    env.log().error("{}", admin_started.error());  // last, not buried under the stop's lines
+    return kExitFailure;
+  }
+  std::unique_ptr<sluice::runtime::AdminServer> admin = std::move(*admin_started);
   auto reload_scope =
       std::make_unique<sluice::Scope>(env.scheduler().current_scope(), "config-reload");
   reload_scope->spawn("config-reload", [&] { reload_loop(runtime, env, broker, options, reload); });
   shutdown.wait();
   reload_scope.reset();  // no reload may run while the broker stops
   env.log().info("shutting down: closing the listener, connections and partition logs");
+  // The admin API stays up while the broker drains (readiness answers 503 meanwhile); its
+  // threads are joined before the broker they read goes.
   broker.stop();
+  admin.reset();
   env.log().info("sluice {} stopped", SLUICE_VERSION);
   return kExitOk;
 }
@@ -156,6 +192,13 @@ void add_serve_flags(CLI::App& command, ServeOptions& options) {
   command.add_option("--log-level", options.log_level, "Least severe level logged")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  command
+      .add_option("--admin-listen", options.admin_listen,
+                  "HOST:PORT of the admin HTTP API (GET /metrics, /v1/status/ready, "
+                  "/v1/status/live, /v1/brokers, /v1/topics, /v1/groups; GET/PUT "
+                  "/v1/config/log_level, /v1/debug/requests; see docs/operations.md); port 0 "
+                  "picks a free port, \"off\" turns the API off")
+      ->capture_default_str();
 }
 
 // Defaults, then the config file, then the flags given on the command line.
@@ -173,6 +216,7 @@ std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions&
   if (command.count("--node-id") > 0) config.node_id = flags.node_id;
   if (command.count("--log-level") > 0) config.log_level = flags.log_level;
   if (command.count("--advertise") > 0) config.advertise = flags.advertise;
+  if (command.count("--admin-listen") > 0) config.admin_listen = flags.admin_listen;
   return config;
 }
 
@@ -204,6 +248,18 @@ int serve(const sluice::runtime::ServeConfig& options, const ConfigLoader& reloa
     }
     advertise = *parsed;
   }
+  std::optional<Address> admin_listen;
+  if (!sluice::runtime::admin_disabled(options.admin_listen)) {
+    auto parsed = Address::parse(options.admin_listen);
+    if (!parsed) {
+      std::fprintf(stderr,
+                   "sluice: invalid admin API address '%s' (--admin-listen, or admin.listen in "
+                   "the config): expected HOST:PORT, or off\n",
+                   options.admin_listen.c_str());
+      return kExitUsage;
+    }
+    admin_listen = *parsed;
+  }
   // One process per data directory: a second one would corrupt the logs under the first.
   auto lock = sluice::runtime::DataDirLock::acquire(options.broker.data_dir);
   if (!lock) {
@@ -215,7 +271,8 @@ int serve(const sluice::runtime::ServeConfig& options, const ConfigLoader& reloa
   sluice::runtime::RuntimeEnv runtime(runtime_options);
   int exit_code = kExitOk;
   const int run_status = runtime.run([&](Env& env, Event& shutdown) {
-    exit_code = serve_main(runtime, env, shutdown, options, *address, advertise, reload);
+    exit_code =
+        serve_main(runtime, env, shutdown, options, *address, advertise, admin_listen, reload);
   });
   return run_status == 0 ? exit_code : kExitFailure;
 }
@@ -235,9 +292,11 @@ int main(int argc, char** argv) {
       "signal forces the stop); SIGHUP reloads the log level and the topic defaults. Speaks the "
       "Kafka protocol: produce, fetch, list offsets, "
       "idempotent producers, consumer groups and the topic and group admin APIs; topics are "
-      "created automatically on first use unless the config turns that off. Settings come from "
-      "the built-in defaults, then --config FILE, then the flags below. One process per data "
-      "directory (it holds <data-dir>/sluice.lock).");
+      "created automatically on first use unless the config turns that off. Beside it runs an "
+      "admin HTTP API on --admin-listen (default 127.0.0.1:9644): Prometheus metrics, readiness "
+      "and liveness, brokers, topics and groups as JSON, and run-time switches for the log "
+      "level and request logging. Settings come from the built-in defaults, then --config FILE, "
+      "then the flags below. One process per data directory (it holds <data-dir>/sluice.lock).");
   add_serve_flags(*serve_command, options);
   CLI::App* config_command =
       app.add_subcommand("config", "Show the configuration `sluice serve` would run with");

@@ -104,6 +104,10 @@ std::expected<void, std::string> apply_map(
 
 }  // namespace
 
+bool admin_disabled(const std::string& admin_listen) {
+  return admin_listen.empty() || admin_listen == "off";
+}
+
 std::expected<void, std::string> load_serve_config(const std::string& path, ServeConfig& config) {
   YAML::Node root;
   try {
@@ -162,8 +166,15 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
       {"offsets_retention_check_interval_ms",
        milliseconds_key(broker.offsets_retention_check_interval)},
   };
+  const std::map<std::string, Key> admin = {
+      {"listen", string_key(config.admin_listen, "HOST:PORT, \"\" or off",
+                            [](const std::string& value) {
+                              return admin_disabled(value) || is_address(value);
+                            })},
+  };
   auto applied = apply_map(
-      "", root, top, {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}});
+      "", root, top,
+      {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}, {"admin", admin}});
   if (!applied) return std::unexpected("config file '" + path + "': " + applied.error());
   if (group.session_timeout_ms_min > group.session_timeout_ms_max) {
     return std::unexpected(
@@ -230,6 +241,8 @@ std::string format_serve_config(const ServeConfig& config) {
        number(std::chrono::duration_cast<std::chrono::minutes>(broker.offsets_retention).count()));
   line("  ", "offsets_retention_check_interval_ms",
        number(as_ms(broker.offsets_retention_check_interval)));
+  out += "admin:\n";
+  line("  ", "listen", quoted(config.admin_listen));
   return out;
 }
 

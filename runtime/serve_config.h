@@ -32,6 +32,8 @@
 //     offsets_topic_partitions: 50   # fixed once __consumer_offsets exists
 //     offsets_retention_minutes: 10080
 //     offsets_retention_check_interval_ms: 600000
+//   admin:                           # the admin HTTP API (runtime/admin_server.h)
+//     listen: 127.0.0.1:9644         # "" or off: no admin API
 
 #include <cstdint>
 #include <expected>
@@ -46,11 +48,15 @@ struct ServeConfig {
   std::string advertise;  // empty: the listen address as bound
   std::string log_level = "info";
   std::uint64_t node_id = 0;
+  // The admin HTTP API's HOST:PORT (port 0 picks a free one); "" or "off" disables it.
+  std::string admin_listen = "127.0.0.1:9644";
   kafka::BrokerConfig broker;  // its data_dir is the data directory
 };
 
 // Applies the YAML file at `path` over `config`. The error names the file and the key.
 std::expected<void, std::string> load_serve_config(const std::string& path, ServeConfig& config);
+// Whether `admin_listen` turns the admin API off.
+bool admin_disabled(const std::string& admin_listen);
 // `config` as a YAML file with every key above (`sluice config print`); loading it gives `config`.
 std::string format_serve_config(const ServeConfig& config);
 

@@ -468,6 +468,11 @@ std::optional<group::GroupDescription> GroupCoordinator::describe(
   return group->machine.describe();
 }
 
+const group::Group* GroupCoordinator::find_machine(std::string_view group_id) const {
+  const std::shared_ptr<GroupEntry> group = find(group_id);
+  return group == nullptr ? nullptr : &group->machine;
+}
+
 std::vector<ListedGroup> GroupCoordinator::list() const {
   std::vector<ListedGroup> listed;
   for (const auto& [id, group] : groups_) {

@@ -128,6 +128,10 @@ class GroupCoordinator {
   // looks the coordinator up again) instead of waiting for its rebalance.
   void abandon_parked();
 
+  // The group's state machine, read-only (status, metrics); nullptr when unknown. Valid until
+  // the caller next suspends.
+  const group::Group* find_machine(std::string_view group_id) const;
+
   // For tests and metrics.
   std::size_t group_count() const { return groups_.size(); }
   std::int32_t partition_for(std::string_view group_id) const;

@@ -64,7 +64,8 @@ def send_and_expect_close_or_answer(payload, label):
             pass  # reset, broken pipe or not connected: the broker closed it, as it may
 
 
-broker = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data")],
+broker = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data"),
+                           "--admin-listen", "127.0.0.1:0"],
                           stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 try:
     deadline = time.monotonic() + 15

@@ -44,7 +44,8 @@ def fail(message):
 
 def start_broker():
     log = open(log_path, "a")
-    process = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data")],
+    process = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data"),
+                                "--admin-listen", "127.0.0.1:0"],
                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -36,7 +36,8 @@ def fail(message):
 
 def start_broker():
     global broker
-    broker = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data")],
+    broker = subprocess.Popen([sluice, "serve", "--listen", brokers, "--data-dir", os.path.join(work, "data"),
+                               "--admin-listen", "127.0.0.1:0"],
                               stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while True:

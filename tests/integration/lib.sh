@@ -4,7 +4,9 @@
 #   fail MESSAGE            print the message and the broker log's tail, exit 1
 #   free_port               print a free loopback port
 #   wait_listening PORT     wait (≤ 10 s) until something accepts on PORT, else fail
-#   start_broker [ARGS...]  `sluice serve` on $brokers with data in $work/data (plus ARGS)
+#   start_broker [ARGS...]  `sluice serve` on $brokers with data in $work/data (plus ARGS), its
+#                           admin API on a free port unless ARGS set --admin-listen (tests
+#                           run brokers in parallel)
 #   stop_broker             SIGTERM; it must exit 0 within 20 s
 python=/usr/bin/python3  # Debian's client packages serve this interpreter (DESIGN.md)
 for tool in kcat "$python"; do
@@ -42,7 +44,9 @@ port=$(free_port)
 brokers="127.0.0.1:$port"
 
 start_broker() {
-  "$sluice" serve --listen "$brokers" --data-dir "$work/data" "$@" >>"$work/broker.log" 2>&1 &
+  local admin=(--admin-listen 127.0.0.1:0)
+  case " $* " in *" --admin-listen "*) admin=() ;; esac
+  "$sluice" serve --listen "$brokers" --data-dir "$work/data" "${admin[@]}" "$@" >>"$work/broker.log" 2>&1 &
   broker_pid=$!
   wait_listening "$port"
 }

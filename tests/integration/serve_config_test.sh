@@ -21,7 +21,7 @@ kafka:
 topic_defaults:
   retention_ms: 3600000
 YAML
-"$sluice" serve --config "$work/sluice.yaml" >"$work/broker.log" 2>&1 &
+"$sluice" serve --config "$work/sluice.yaml" --admin-listen 127.0.0.1:0 >"$work/broker.log" 2>&1 &
 broker_pid=$!
 wait_listening "$port"
 echo hello | timeout 20 kcat -b "127.0.0.1:$port" -P -t configured || fail "produce"
@@ -32,13 +32,15 @@ stop_broker
 
 # A flag overrides the file.
 other=$(free_port)
-"$sluice" serve --config "$work/sluice.yaml" --listen "127.0.0.1:$other" >"$work/broker.log" 2>&1 &
+"$sluice" serve --config "$work/sluice.yaml" --listen "127.0.0.1:$other" --admin-listen 127.0.0.1:0 \
+  >"$work/broker.log" 2>&1 &
 broker_pid=$!
 wait_listening "$other"
 stop_broker
 
 # The shipped example parses (on a free port and a scratch directory).
-"$sluice" serve --config "$example" --listen 127.0.0.1:0 --data-dir "$work/example" >"$work/broker.log" 2>&1 &
+"$sluice" serve --config "$example" --listen 127.0.0.1:0 --data-dir "$work/example" \
+  --admin-listen 127.0.0.1:0 >"$work/broker.log" 2>&1 &
 broker_pid=$!
 sleep 1
 kill -0 "$broker_pid" 2>/dev/null || fail "the example config was refused: $(cat "$work/broker.log")"
@@ -56,6 +58,8 @@ printf 'topic_defaults:\n  retention_ms: soon\n' >"$work/bad-value.yaml"
 expect_refused "$work/bad-value.yaml" "topic_defaults.retention_ms"
 printf 'listen: [1, 2\n' >"$work/not-yaml.yaml"
 expect_refused "$work/not-yaml.yaml" "not valid YAML"
+printf 'admin:\n  listen: nowhere\n' >"$work/bad-admin.yaml"
+expect_refused "$work/bad-admin.yaml" "invalid value for 'admin.listen'"
 
 # `sluice config print`: on defaults it says what the shipped example says (same keys, same
 # values), and what it prints loads back to the same configuration.
@@ -67,6 +71,7 @@ diff <(normalize "$example" | sed 's/^advertise:.*/advertise:/') \
 "$sluice" config print --config "$work/sluice.yaml" --node-id 7 >"$work/printed.yaml" || fail "config print --config"
 grep -q '^node_id: 7$' "$work/printed.yaml" || fail "config print ignored a flag"
 grep -q '^  default_partitions: 3$' "$work/printed.yaml" || fail "config print ignored the file"
+"$sluice" config print --admin-listen off | grep -q '^  listen: "off"$' || fail "config print ignored --admin-listen"
 "$sluice" config print --config "$work/printed.yaml" >"$work/reprinted.yaml" || fail "printed config does not load"
 diff "$work/printed.yaml" "$work/reprinted.yaml" || fail "printed config does not round-trip"
 
@@ -76,7 +81,8 @@ brokers="127.0.0.1:$port"  # start_broker listens there and waits on $port
 start_broker
 second=$(free_port)
 status=0
-timeout 10 "$sluice" serve --listen "127.0.0.1:$second" --data-dir "$work/data" >"$work/second.log" 2>&1 || status=$?
+timeout 10 "$sluice" serve --listen "127.0.0.1:$second" --data-dir "$work/data" --admin-listen 127.0.0.1:0 \
+  >"$work/second.log" 2>&1 || status=$?
 [ "$status" -eq 1 ] || fail "a second broker on the same data directory exited $status (want 1): $(cat "$work/second.log")"
 grep -q "in use by another sluice process (pid $broker_pid)" "$work/second.log" \
   || fail "the refusal does not say who holds the directory: $(cat "$work/second.log")"
@@ -95,7 +101,7 @@ data_directory: $work/data
 topic_defaults:
   retention_ms: 3600000
 YAML
-"$sluice" serve --config "$work/reload.yaml" >>"$work/broker.log" 2>&1 &
+"$sluice" serve --config "$work/reload.yaml" --admin-listen 127.0.0.1:0 >>"$work/broker.log" 2>&1 &
 broker_pid=$!
 wait_listening "$port"
 echo one | timeout 20 kcat -b "$brokers" -P -t reloaded || fail "produce before the reload"

@@ -2,6 +2,7 @@
 
     harness = Harness(sys.argv[1], "name", config="groups: {initial_rebalance_delay_ms: 0}\\n")
     harness.start_broker()            # on a free loopback port, data in harness.work/data
+    harness.admin_url()               # "http://127.0.0.1:PORT" of its admin API (a free port too)
     harness.stop_broker()             # SIGTERM; must exit 0 within 20 s
     harness.kill_broker()             # SIGKILL
     harness.fail("message")           # prints FAIL, the broker log's tail, exits 1
@@ -20,6 +21,7 @@ import atexit
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +57,8 @@ class Harness:
         self.port = free_port()
         self.brokers = "127.0.0.1:%d" % self.port
         self.broker = None
+        self.broker_log_start = 0  # where the running broker's lines begin in the log
+        self.admin_port = None
         self.children = []
         self.config_path = None
         if config is not None:
@@ -105,18 +109,35 @@ class Harness:
                 return False
         self.wait_until(accepts, timeout_s, "the broker to listen on " + self.brokers)
 
-    def start_broker(self, *extra_args):
+    def start_broker(self, *extra_args, admin=True):
+        """Tests run brokers in parallel: the admin API goes on a free port (admin_url() says
+        which) unless extra_args set --admin-listen, or admin=False leaves it to the config."""
         if self.broker is not None and self.broker.poll() is None:
             self.fail("start_broker: a broker is already running")
         args = [self.sluice, "serve", "--listen", self.brokers, "--data-dir", self.data_dir]
         if self.config_path:
             args += ["--config", self.config_path]
+        if admin and "--admin-listen" not in extra_args:
+            args += ["--admin-listen", "127.0.0.1:0"]
+        self.admin_port = None
+        self.broker_log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "a") as log:
             log.write("==== harness: %s\n" % " ".join(args + list(extra_args)))
             log.flush()
             self.broker = subprocess.Popen(args + list(extra_args), stdout=log, stderr=subprocess.STDOUT,
                                            preexec_fn=_die_with_parent)
         self.wait_listening()
+
+    def admin_url(self, timeout_s=10):
+        """The running broker's admin API, from its "admin API listening on HOST:PORT" line."""
+        if self.admin_port is None:
+            def announced():
+                with open(self.log_path, "rb") as log:
+                    log.seek(self.broker_log_start)
+                    found = re.search(rb"admin API listening on (\S+):(\d+)", log.read())
+                return int(found.group(2)) if found else None
+            self.admin_port = self.wait_until(announced, timeout_s, "the admin API to listen")
+        return "http://127.0.0.1:%d" % self.admin_port
 
     def stop_broker(self, timeout_s=20):
         self.broker.send_signal(signal.SIGTERM)

@@ -308,6 +308,11 @@ TEST(BrokerDrainSimTest, a_request_that_never_completes_is_cut_off_at_the_drain_
   }));
   world.world().run_for(milliseconds(100));
   world.current().stop_requested.set();
+  world.world().run_for(milliseconds(500));
+  // Draining: not ready (the admin API's readiness answers 503), the stuck request still held.
+  ASSERT_FALSE(world.current().stopped);
+  EXPECT_TRUE(world.broker().draining());
+  EXPECT_FALSE(world.broker().ready());
   ASSERT_TRUE(world.world().run_until([&] { return world.current().stopped; }));
   const Duration took = world.current().stop_finished - world.current().stop_started;
   EXPECT_GE(took, seconds(2));

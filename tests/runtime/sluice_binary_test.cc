@@ -161,7 +161,8 @@ TEST(SluiceBinary, serve_answers_api_versions_and_exits_zero_on_sigterm) {
   TempDirectory directory;
   const std::uint16_t port = free_port();
   const std::string data_dir = directory / "data";
-  Child child({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir", data_dir},
+  Child child({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir", data_dir,
+               "--admin-listen", "127.0.0.1:0"},
               directory / "out");
   const int fd = connect_with_retry(port, std::chrono::seconds(10));
   ASSERT_GE(fd, 0) << child.output();
@@ -212,7 +213,9 @@ TEST(SluiceBinary, serve_on_a_taken_port_exits_one_with_a_clear_error) {
   ::getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length);
   const std::string listen = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
 
-  Child child({"serve", "--listen", listen, "--data-dir", directory / "data"}, directory / "out");
+  Child child({"serve", "--listen", listen, "--data-dir", directory / "data", "--admin-listen",
+               "127.0.0.1:0"},
+              directory / "out");
   EXPECT_EQ(child.wait_for_exit(kExitTimeout), 1) << child.output();
   EXPECT_NE(child.output().find("address in use"), std::string::npos) << child.output();
   ::close(holder);
