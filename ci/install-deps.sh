@@ -14,6 +14,7 @@ packages=(
   libyaml-cpp-dev
   nlohmann-json3-dev
   libcpp-httplib-dev  # the admin HTTP API (runtime/admin_server.*)
+  debootstrap  # a clean Debian 12 root to install the .deb into (tests/packaging)
   ccache ninja-build
   # Real Kafka clients for the integration tests (tests/integration).
   kcat python3-kafka python3-confluent-kafka librdkafka-dev
