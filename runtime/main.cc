@@ -48,6 +48,7 @@ struct ServeOptions {
   std::string data_dir = "./sluice-data";
   std::uint64_t node_id = 0;
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string advertise;  // empty: the listen address
   std::string admin_listen = sluice::runtime::ServeConfig{}.admin_listen;
 };
@@ -62,15 +63,18 @@ void apply_reload(Env& env, sluice::kafka::Broker& broker,
                   const sluice::runtime::ServeConfig& fresh) {
   sluice::LogLevel level = sluice::LogLevel::info;
   if (sluice::parse_log_level(fresh.log_level, level)) sluice::set_log_level(level);
+  sluice::LogFormat format = sluice::LogFormat::text;
+  if (sluice::parse_log_format(fresh.log_format, format)) sluice::set_log_format(format);
   const std::size_t failed =
       broker.reload_topic_defaults(fresh.broker.log, fresh.broker.min_insync_replicas);
   env.log().info(
-      "configuration reloaded: log_level {}; topic defaults applied to every topic{}",
-      fresh.log_level,
+      "configuration reloaded: log_level {}, log_format {}; topic defaults applied to every topic{}",
+      fresh.log_level, fresh.log_format,
       failed > 0 ? " (" + std::to_string(failed) + " topic(s) could not be reopened)" : "");
   // What a reload leaves alone: compare the rest of the two configurations.
   sluice::runtime::ServeConfig comparable = fresh;
   comparable.log_level = running.log_level;
+  comparable.log_format = running.log_format;
   comparable.broker.log = running.broker.log;
   comparable.broker.min_insync_replicas = running.broker.min_insync_replicas;
   if (sluice::runtime::format_serve_config(comparable) !=
@@ -193,6 +197,12 @@ void add_serve_flags(CLI::App& command, ServeOptions& options) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   command
+      .add_option("--log-format", options.log_format,
+                  "text, or json: one JSON object a line (time, level, node, component, "
+                  "message, and each key=value of the message as a field)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  command
       .add_option("--admin-listen", options.admin_listen,
                   "HOST:PORT of the admin HTTP API (GET /metrics, /v1/status/ready, "
                   "/v1/status/live, /v1/brokers, /v1/topics, /v1/groups; GET/PUT "
@@ -215,6 +225,7 @@ std::optional<sluice::runtime::ServeConfig> effective_config(const ServeOptions&
   if (command.count("--data-dir") > 0) config.broker.data_dir = flags.data_dir;
   if (command.count("--node-id") > 0) config.node_id = flags.node_id;
   if (command.count("--log-level") > 0) config.log_level = flags.log_level;
+  if (command.count("--log-format") > 0) config.log_format = flags.log_format;
   if (command.count("--advertise") > 0) config.advertise = flags.advertise;
   if (command.count("--admin-listen") > 0) config.admin_listen = flags.admin_listen;
   return config;
@@ -226,6 +237,11 @@ int serve(const sluice::runtime::ServeConfig& options, const ConfigLoader& reloa
   assert(level_known);  // CLI11 checked it
   (void)level_known;
   sluice::set_log_level(level);
+  sluice::LogFormat format = sluice::LogFormat::text;
+  const bool format_known = sluice::parse_log_format(options.log_format, format);
+  assert(format_known);  // CLI11 or the config file checked it
+  (void)format_known;
+  sluice::set_log_format(format);
   auto address = Address::parse(options.listen);
   if (!address) {
     std::fprintf(

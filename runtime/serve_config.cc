@@ -136,6 +136,11 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
                                  LogLevel level;
                                  return parse_log_level(value, level) && value != "off";
                                })},
+      {"log_format", string_key(config.log_format, "text or json",
+                                [](const std::string& value) {
+                                  LogFormat format;
+                                  return parse_log_format(value, format);
+                                })},
   };
   const std::map<std::string, Key> kafka = {
       {"auto_create_topics", bool_key(broker.auto_create_topics)},
@@ -144,6 +149,7 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
       {"request_memory_max_bytes", integer_key(broker.request_memory_bytes_max, 1 << 20, kLongMax)},
       {"idle_timeout_ms", milliseconds_key(broker.idle_timeout)},
       {"retention_check_interval_ms", milliseconds_key(broker.retention_check_interval)},
+      {"drain_timeout_ms", milliseconds_key(broker.drain_timeout)},
   };
   const std::map<std::string, Key> topic_defaults = {
       {"retention_ms", integer_key(log.retention_ms, -1, kLongMax)},
@@ -215,6 +221,7 @@ std::string format_serve_config(const ServeConfig& config) {
   line("", "listen", quoted(config.listen));
   line("", "advertise", quoted(config.advertise));
   line("", "log_level", config.log_level);
+  line("", "log_format", config.log_format);
   out += "kafka:\n";
   line("  ", "auto_create_topics", broker.auto_create_topics ? "true" : "false");
   line("  ", "default_partitions", number(broker.default_partitions));
@@ -222,6 +229,7 @@ std::string format_serve_config(const ServeConfig& config) {
   line("  ", "request_memory_max_bytes", number(broker.request_memory_bytes_max));
   line("  ", "idle_timeout_ms", number(as_ms(broker.idle_timeout)));
   line("  ", "retention_check_interval_ms", number(as_ms(broker.retention_check_interval)));
+  line("  ", "drain_timeout_ms", number(as_ms(broker.drain_timeout)));
   out += "topic_defaults:\n";
   line("  ", "retention_ms", number(log.retention_ms));
   line("  ", "retention_bytes", number(log.retention_bytes));

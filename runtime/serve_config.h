@@ -8,6 +8,7 @@
 //   listen: 127.0.0.1:9092
 //   advertise: ""                    # default: the listen address as bound
 //   log_level: info                  # trace | debug | info | warn | error
+//   log_format: text                 # text | json (one JSON object a line)
 //   kafka:
 //     auto_create_topics: true
 //     default_partitions: 1
@@ -15,6 +16,7 @@
 //     request_memory_max_bytes: 268435456
 //     idle_timeout_ms: 600000
 //     retention_check_interval_ms: 300000
+//     drain_timeout_ms: 10000        # SIGTERM: how long requests in progress may finish
 //   topic_defaults:                  # log.* broker defaults; topics override them
 //     retention_ms: 604800000        # -1: keep forever
 //     retention_bytes: -1
@@ -47,6 +49,7 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:9092";
   std::string advertise;  // empty: the listen address as bound
   std::string log_level = "info";
+  std::string log_format = "text";
   std::uint64_t node_id = 0;
   // The admin HTTP API's HOST:PORT (port 0 picks a free one); "" or "off" disables it.
   std::string admin_listen = "127.0.0.1:9644";

@@ -60,6 +60,8 @@ printf 'listen: [1, 2\n' >"$work/not-yaml.yaml"
 expect_refused "$work/not-yaml.yaml" "not valid YAML"
 printf 'admin:\n  listen: nowhere\n' >"$work/bad-admin.yaml"
 expect_refused "$work/bad-admin.yaml" "invalid value for 'admin.listen'"
+printf 'log_format: xml\n' >"$work/bad-format.yaml"
+expect_refused "$work/bad-format.yaml" "invalid value for 'log_format'"
 
 # `sluice config print`: on defaults it says what the shipped example says (same keys, same
 # values), and what it prints loads back to the same configuration.
@@ -114,6 +116,19 @@ grep -q 'configuration reloaded: log_level debug' "$work/broker.log" || fail "no
 [ "$(retention_of reloaded)" = 7200000 ] || fail "retention.ms after the reload: $(retention_of reloaded)"
 echo two | timeout 20 kcat -b "$brokers" -P -t reloaded || fail "produce after the reload"
 [ "$(timeout 20 kcat -b "$brokers" -C -t reloaded -e -q | wc -l)" -eq 2 ] || fail "records lost across the reload"
+# The log format switches on reload too: from then on every line is one JSON object.
+printf 'log_format: json\n' >>"$work/reload.yaml"
+kill -HUP "$broker_pid"
+json_reloaded='"message":"configuration reloaded: log_level debug, log_format json'
+for _ in $(seq 1 50); do grep -q "$json_reloaded" "$work/broker.log" && break; sleep 0.1; done
+grep -q "$json_reloaded" "$work/broker.log" || fail "no JSON log line after reloading log_format: json"
+echo three | timeout 20 kcat -b "$brokers" -P -t reloaded || fail "produce after the JSON reload"
+sed -n "/$json_reloaded/,\$p" "$work/broker.log" | /usr/bin/python3 -c '
+import json, sys
+lines = [line for line in sys.stdin if line.strip()]
+events = [json.loads(line) for line in lines]  # every line parses, or this fails
+assert all(e["node"] == "node-0" and e["time"].endswith("Z") and "message" in e for e in events), events
+' || fail "log lines after the JSON reload are not all JSON objects with node, time and message"
 printf 'kafka:\n  no_such_key: 1\n' >>"$work/reload.yaml"
 kill -HUP "$broker_pid"
 for _ in $(seq 1 50); do grep -q 'configuration reload failed' "$work/broker.log" && break; sleep 0.1; done
