@@ -90,6 +90,15 @@ if [ "${1:-}" = --inside-namespace ]; then
   in_root getent group sluice >/dev/null || fail "postinst did not create the sluice group"
   owner=$(in_root stat -c %U:%G /var/lib/sluice) || fail "postinst did not create /var/lib/sluice"
   [ "$owner" = sluice:sluice ] || fail "/var/lib/sluice is owned by $owner, not sluice:sluice"
+  # postinst enables the unit even without a running systemd (an image built in a chroot starts
+  # sluice at boot), through deb-systemd-helper when the root has it.
+  wants=/etc/systemd/system/multi-user.target.wants/sluice.service
+  if [ -x "$root/usr/bin/deb-systemd-helper" ]; then
+    [ -L "$root$wants" ] || fail "postinst did not enable sluice.service ($wants missing)"
+    echo "  unit enabled: $wants"
+  else
+    echo "  (no deb-systemd-helper in the root: enablement not checked)"
+  fi
 
   # The broker, started as the unit starts it (User=sluice, WorkingDirectory=/var/lib/sluice,
   # ExecStart=/usr/bin/sluice serve --config /etc/sluice/sluice.yaml), on free ports.
@@ -176,6 +185,7 @@ if [ "${1:-}" = --inside-namespace ]; then
   [ "$status" = "deinstall ok config-files" ] || fail "package status after dpkg -r: '$status'"
   in_root dpkg --purge sluice >"$work/dpkg-purge.log" 2>&1 || { cat "$work/dpkg-purge.log" >&2; fail "dpkg --purge sluice"; }
   [ ! -e "$root/etc/sluice/sluice.yaml" ] || fail "dpkg --purge left /etc/sluice/sluice.yaml"
+  [ ! -e "$root$wants" ] && [ ! -L "$root$wants" ] || fail "dpkg --purge left the unit enabled ($wants)"
   status=$(in_root dpkg-query -W -f='${Status}' sluice 2>/dev/null) || true
   case "$status" in ""|"unknown ok not-installed"|"purge ok not-installed") ;;
     *) fail "package status after dpkg --purge: '$status'" ;; esac
