@@ -139,27 +139,6 @@ Bytes batch_of(int records) {
   return storage::build_batch(spec);
 }
 
-StructValue metadata_request(std::string_view topic) {
-  StructValue request = request_of(api::kMetadata);
-  request.add("topics").set("name", Value(std::string(topic)));
-  request.set("allow_auto_topic_creation", Value(true));
-  return request;
-}
-
-StructValue fetch_request(std::string_view topic, std::int64_t offset, std::int32_t max_wait_ms) {
-  StructValue request = request_of(api::kFetch);
-  request.set("max_wait_ms", Value(std::int64_t{max_wait_ms}));
-  request.set("min_bytes", Value(std::int64_t{1}));
-  request.set("max_bytes", Value(std::int64_t{1 << 20}));
-  StructValue& fetch_topic = request.add("topics");
-  fetch_topic.set("topic", Value(std::string(topic)));
-  StructValue& partition = fetch_topic.add("partitions");
-  partition.set("partition", Value(std::int64_t{0}));
-  partition.set("fetch_offset", Value(offset));
-  partition.set("partition_max_bytes", Value(std::int64_t{1 << 20}));
-  return request;
-}
-
 // A simple (groupless) offset commit, as an assign()-style consumer sends it.
 StructValue simple_commit(std::string_view group, std::string_view topic, std::int64_t offset) {
   StructValue request = request_of(api::kOffsetCommit);

@@ -135,7 +135,29 @@ inline StructValue request_of(std::int16_t api_key) {
   return StructValue::with_defaults(schema_of(api_key).request);
 }
 
-// The stream was closed by the broker: the next read ends.
+// Metadata for one topic, creating it if missing.
+inline StructValue metadata_request(std::string_view topic) {
+  StructValue request = request_of(protocol::api::kMetadata);
+  request.add("topics").set("name", Value(std::string(topic)));
+  request.set("allow_auto_topic_creation", Value(true));
+  return request;
+}
+
+// A Fetch of partition 0 of `topic` from `offset` (min_bytes 1, 1 MiB limits).
+inline StructValue fetch_request(std::string_view topic, std::int64_t offset, std::int32_t max_wait_ms) {
+  StructValue request = request_of(protocol::api::kFetch);
+  request.set("max_wait_ms", Value(std::int64_t{max_wait_ms}));
+  request.set("min_bytes", Value(std::int64_t{1}));
+  request.set("max_bytes", Value(std::int64_t{1 << 20}));
+  StructValue& fetch_topic = request.add("topics");
+  fetch_topic.set("topic", Value(std::string(topic)));
+  StructValue& partition = fetch_topic.add("partitions");
+  partition.set("partition", Value(std::int64_t{0}));
+  partition.set("fetch_offset", Value(offset));
+  partition.set("partition_max_bytes", Value(std::int64_t{1 << 20}));
+  return request;
+}
+
 // A Produce request of one batch to partition 0 of `topic`.
 inline StructValue produce_request(std::string_view topic, std::int16_t acks, Bytes batch) {
   StructValue request = request_of(protocol::api::kProduce);
@@ -150,6 +172,7 @@ inline StructValue produce_request(std::string_view topic, std::int16_t acks, By
   return request;
 }
 
+// The stream was closed by the broker: the next read ends.
 inline bool closed_by_peer(Stream& stream) {
   std::byte byte{};
   auto read = stream.read_some(std::span(&byte, 1), kTestDeadline);

@@ -40,28 +40,6 @@ void expect_api_versions(const StructValue& response, std::int16_t error_code) {
   EXPECT_TRUE(has_api_versions);
 }
 
-StructValue metadata_request(std::string_view topic) {
-  StructValue request = request_of(protocol::api::kMetadata);
-  request.add("topics").set("name", Value(std::string(topic)));
-  request.set("allow_auto_topic_creation", Value(true));
-  return request;
-}
-
-
-StructValue fetch_request(std::string_view topic, std::int64_t offset, std::int32_t max_wait_ms) {
-  StructValue request = request_of(protocol::api::kFetch);
-  request.set("max_wait_ms", Value(std::int64_t{max_wait_ms}));
-  request.set("min_bytes", Value(std::int64_t{1}));
-  request.set("max_bytes", Value(std::int64_t{1 << 20}));
-  StructValue& fetch_topic = request.add("topics");
-  fetch_topic.set("topic", Value(std::string(topic)));
-  StructValue& partition = fetch_topic.add("partitions");
-  partition.set("partition", Value(std::int64_t{0}));
-  partition.set("fetch_offset", Value(offset));
-  partition.set("partition_max_bytes", Value(std::int64_t{1 << 20}));
-  return request;
-}
-
 storage::RecordSpec record_of(std::string value) {
   storage::RecordSpec record;
   record.value = std::move(value);
