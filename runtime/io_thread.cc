@@ -19,15 +19,19 @@ struct JobState {
 
 }  // namespace
 
-IoThread::IoThread(EpollReactor& reactor) : reactor_(reactor), thread_([this] { loop(); }) {}
+IoThread::IoThread(EpollReactor& reactor, std::size_t threads) : reactor_(reactor) {
+  assert(threads > 0);
+  threads_.reserve(threads);
+  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+}
 
 IoThread::~IoThread() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  work_available_.notify_one();
-  thread_.join();
+  work_available_.notify_all();
+  for (std::thread& thread : threads_) thread.join();
 }
 
 int IoThread::run(std::function<int()> job) {

@@ -1,12 +1,15 @@
 #pragma once
-// A small pool of one OS thread for the blocking system calls the reactor must never make
+// A small pool of OS threads for the blocking system calls the reactor must never make
 // (fdatasync, fsync of a directory). A fiber hands it a job and suspends; the completion comes
-// back through EpollReactor::post() and wakes the fiber.
+// back through EpollReactor::post() and wakes the fiber. Jobs of different fibers may run at the
+// same time (fdatasyncs of different partitions overlap on the device: measured on this
+// machine's virtual disk, 16 files synced by 4 threads take 2.6x less time than by one); one
+// fiber's jobs run in its order, since it waits for each.
 //
-// Lifecycle: the thread starts in the constructor and is joined in the destructor, after it has
-// run every job already queued (a queued fsync is never dropped). Start it after blocking the
+// Lifecycle: the threads start in the constructor and are joined in the destructor, after they
+// have run every job already queued (a queued fsync is never dropped). Start it after blocking the
 // signals the process handles through a signalfd: a thread inherits its creator's signal mask.
-// Concurrency: run() is called on the reactor thread only; jobs run on the IO thread and must
+// Concurrency: run() is called on the reactor thread only; jobs run on an IO thread and must
 // own everything they touch (for example a dup() of the fd they sync), because the fiber that
 // submitted them may be cancelled and gone before they finish.
 
@@ -15,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "runtime/epoll_reactor.h"
 
@@ -22,7 +26,8 @@ namespace sluice::runtime {
 
 class IoThread {
  public:
-  explicit IoThread(EpollReactor& reactor);
+  static constexpr std::size_t kDefaultThreads = 4;
+  explicit IoThread(EpollReactor& reactor, std::size_t threads = kDefaultThreads);
   ~IoThread();
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;
@@ -46,7 +51,7 @@ class IoThread {
   std::condition_variable work_available_;
   std::deque<std::function<void()>> queue_;  // guarded by mutex_
   bool stopping_ = false;                    // guarded by mutex_
-  std::thread thread_;                       // last: starts after the fields above exist
+  std::vector<std::thread> threads_;         // last: start after the fields above exist
 };
 
 }  // namespace sluice::runtime

@@ -51,6 +51,12 @@ std::optional<StructValue> Broker::handle_produce(std::int16_t /*version*/, Stru
   StructValue response = StructValue::with_defaults(schema_of(protocol::api::kProduce).response);
   const std::int64_t acks = request.get_int("acks");
   const bool acks_valid = acks == 0 || acks == 1 || acks == -1;
+  struct PartitionWork {
+    const std::string* topic;
+    StructValue* data;
+    StructValue* response;
+  };
+  std::vector<PartitionWork> work;
   for (StructValue& topic_data : request.get_structs("topic_data")) {
     const std::string& name = topic_data.get_string("name");
     StructValue& topic_response = response.add("responses");
@@ -61,12 +67,36 @@ std::optional<StructValue> Broker::handle_produce(std::int16_t /*version*/, Stru
       partition_response.set("base_offset", int_value(-1));
       partition_response.set("log_append_time_ms", int_value(-1));
       partition_response.set("log_start_offset", int_value(-1));
-      if (!acks_valid) {
-        partition_response.set("error_code", int_value(error::kInvalidRequiredAcks));
-        continue;
-      }
-      produce_to_partition(name, partition_data, partition_response);
+      if (!acks_valid) partition_response.set("error_code", int_value(error::kInvalidRequiredAcks));
     }
+  }
+  // Pointers into the response only once it is complete: adding to its arrays moves them.
+  if (acks_valid) {
+    auto& topics_in = request.get_structs("topic_data");
+    auto& topics_out = response.get_structs("responses");
+    for (std::size_t t = 0; t < topics_in.size(); ++t) {
+      auto& partitions_in = topics_in[t].get_structs("partition_data");
+      auto& partitions_out = topics_out[t].get_structs("partition_responses");
+      for (std::size_t p = 0; p < partitions_in.size(); ++p) {
+        work.push_back(PartitionWork{&topics_in[t].get_string("name"), &partitions_in[p], &partitions_out[p]});
+      }
+    }
+  }
+  if (work.size() == 1) {
+    produce_to_partition(*work[0].topic, *work[0].data, *work[0].response);
+  } else if (!work.empty()) {
+    // Partitions are independent and each append waits for its own fsync: appending them one
+    // after another would cost one fsync round trip per partition. One fiber each lets their
+    // writes and fsyncs overlap (the runtime syncs on a pool of IO threads).
+    Scope appends(env_.scheduler().current_scope(), "produce-partitions");
+    std::vector<std::shared_ptr<FiberDone>> done;
+    done.reserve(work.size());
+    for (const PartitionWork& item : work) {
+      done.push_back(appends.spawn("produce-partition", [this, item] {
+        produce_to_partition(*item.topic, *item.data, *item.response);
+      }));
+    }
+    for (const std::shared_ptr<FiberDone>& finished : done) env_.scheduler().join(*finished);
   }
   // acks=0: the client expects no response at all (not even an error).
   if (acks == 0) return std::nullopt;
