@@ -19,6 +19,8 @@ packages=(
   # Real Kafka clients for the integration tests (tests/integration).
   kcat python3-kafka python3-confluent-kafka librdkafka-dev
   clojure  # a real EDN reader, for the history export test (tests/checkers)
+  # Peers and plots for ci/bench.sh (bench/peers): started on free loopback ports, never as services.
+  redis-server nats-server libhiredis-dev libnats-dev gnuplot-nox
 )
 
 missing=()

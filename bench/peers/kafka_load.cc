@@ -1,0 +1,422 @@
+// sluice-kafka-load: the Kafka-protocol load client of ci/bench.sh (librdkafka), used against
+// Sluice and against librdkafka's mock cluster (bench/peers/mock_cluster.cc).
+//   produce: --producers instances send for --duration-s (or --count messages) to an existing
+//            topic's first --partitions partitions (round-robin, or by key hash with --keys), at
+//            --rate or as fast as --window unacknowledged messages per producer allow; with
+//            --end-to-end a consumer in the same process times each message from its intended
+//            send time to its arrival. Afterwards the topic's high watermarks (ListOffsets) must
+//            have grown by exactly the acknowledged count (waiting up to --drain-timeout-s, since
+//            a broker may expose data only once it is flushed).
+//   consume: reads the first --partitions partitions from their log start to the high watermark
+//            they had when it started (a catch-up read of a backlog).
+// Prints one JSON object (--json); exit 0 when every message was acknowledged and stored, 1 not.
+
+#include "bench/peers/load_common.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
+
+namespace sluice::bench {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kDefaultWindow = 500'000;  // librdkafka's own queue bounds a single producer
+constexpr int kMetadataTimeoutMs = 10'000;
+constexpr std::size_t kConsumeBatchMax = 10'000;
+
+struct KafkaOptions {
+  std::string brokers = "127.0.0.1:9092";
+  std::string topic;
+  std::string acks = "all";
+  int linger_ms = 5;
+};
+
+bool set_config(rd_kafka_conf_t* config, const char* name, const std::string& value) {
+  char error[512];
+  if (rd_kafka_conf_set(config, name, value.c_str(), error, sizeof error) == RD_KAFKA_CONF_OK) return true;
+  std::fprintf(stderr, "sluice-kafka-load: %s=%s: %s\n", name, value.c_str(), error);
+  return false;
+}
+
+// One producer instance. Its delivery reports run on its own poll thread (the only writer of the
+// fields below `outstanding`); the sender thread only reads `outstanding`.
+struct Producer {
+  rd_kafka_t* handle = nullptr;
+  rd_kafka_topic_t* topic = nullptr;
+  std::atomic<std::uint64_t> outstanding{0};
+  std::atomic<bool> stop{false};
+  std::thread poller;
+  LatencyHistogram ack_latency;
+  std::uint64_t acked = 0;
+  std::uint64_t failed = 0;
+  std::int64_t last_ack_ns = 0;
+  std::string first_error;
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  auto& producer = *static_cast<Producer*>(opaque);
+  const std::int64_t now = now_ns();
+  const auto intended_ns = reinterpret_cast<std::intptr_t>(message->_private);
+  if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++producer.acked;
+    producer.ack_latency.record(now - intended_ns);
+  } else if (producer.failed++ == 0) {
+    producer.first_error = rd_kafka_err2name(message->err);
+  }
+  producer.last_ack_ns = now;
+  producer.outstanding.fetch_sub(1, std::memory_order_release);
+}
+
+std::unique_ptr<Producer> make_producer(const KafkaOptions& kafka, std::size_t window) {
+  auto producer = std::make_unique<Producer>();
+  rd_kafka_conf_t* config = rd_kafka_conf_new();
+  // The window bounds librdkafka's queue too, so a full queue is a full window, never an error.
+  const std::string queue_messages = std::to_string(std::max<std::size_t>(window, 1));
+  if (!set_config(config, "bootstrap.servers", kafka.brokers) || !set_config(config, "acks", kafka.acks) ||
+      !set_config(config, "linger.ms", std::to_string(kafka.linger_ms)) ||
+      !set_config(config, "queue.buffering.max.messages", queue_messages) ||
+      !set_config(config, "queue.buffering.max.kbytes", "2097151") ||
+      !set_config(config, "enable.idempotence", "false")) {
+    rd_kafka_conf_destroy(config);
+    return nullptr;
+  }
+  rd_kafka_conf_set_dr_msg_cb(config, on_delivery);
+  rd_kafka_conf_set_opaque(config, producer.get());
+  char error[512];
+  producer->handle = rd_kafka_new(RD_KAFKA_PRODUCER, config, error, sizeof error);
+  if (producer->handle == nullptr) {
+    std::fprintf(stderr, "sluice-kafka-load: cannot create producer: %s\n", error);
+    return nullptr;
+  }
+  producer->topic = rd_kafka_topic_new(producer->handle, kafka.topic.c_str(), nullptr);
+  producer->poller = std::thread([raw = producer.get()] {
+    while (!raw->stop.load(std::memory_order_acquire)) rd_kafka_poll(raw->handle, 50);
+    rd_kafka_poll(raw->handle, 0);
+  });
+  return producer;
+}
+
+void destroy_producer(Producer& producer) {
+  producer.stop.store(true, std::memory_order_release);
+  producer.poller.join();
+  rd_kafka_topic_destroy(producer.topic);
+  rd_kafka_destroy(producer.handle);
+}
+
+// Partition count of the topic, or -1.
+int partition_count(rd_kafka_t* handle, rd_kafka_topic_t* topic) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  if (rd_kafka_metadata(handle, 0, topic, &metadata, kMetadataTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+  int count = -1;
+  if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    count = metadata->topics[0].partition_cnt;
+  }
+  rd_kafka_metadata_destroy(metadata);
+  return count;
+}
+
+struct Watermarks {
+  std::vector<std::int64_t> low;
+  std::vector<std::int64_t> high;
+  std::int64_t high_sum() const {
+    std::int64_t sum = 0;
+    for (std::int64_t value : high) sum += value;
+    return sum;
+  }
+  // Messages held: high - low summed (retention raises low).
+  std::int64_t held() const {
+    std::int64_t sum = 0;
+    for (std::size_t index = 0; index < high.size(); ++index) sum += high[index] - low[index];
+    return sum;
+  }
+};
+
+std::optional<Watermarks> query_watermarks(rd_kafka_t* handle, const std::string& topic, std::size_t partitions) {
+  Watermarks marks;
+  for (std::size_t partition = 0; partition < partitions; ++partition) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    const rd_kafka_resp_err_t error = rd_kafka_query_watermark_offsets(
+        handle, topic.c_str(), static_cast<std::int32_t>(partition), &low, &high, kMetadataTimeoutMs);
+    if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::fprintf(stderr, "sluice-kafka-load: ListOffsets %s/%zu: %s\n", topic.c_str(), partition,
+                   rd_kafka_err2str(error));
+      return std::nullopt;
+    }
+    marks.low.push_back(low);
+    marks.high.push_back(high);
+  }
+  return marks;
+}
+
+// A consumer without a group, reading the given partitions from the given offsets into one queue.
+struct Consumer {
+  rd_kafka_t* handle = nullptr;
+  rd_kafka_topic_t* topic = nullptr;
+  rd_kafka_queue_t* queue = nullptr;
+  std::size_t partitions = 0;
+};
+
+std::optional<Consumer> start_consumer(const KafkaOptions& kafka, std::size_t partitions,
+                                       const std::vector<std::int64_t>& from_offsets) {
+  rd_kafka_conf_t* config = rd_kafka_conf_new();
+  if (!set_config(config, "bootstrap.servers", kafka.brokers) ||
+      !set_config(config, "enable.partition.eof", "false") ||
+      !set_config(config, "fetch.wait.max.ms", "100") ||
+      !set_config(config, "fetch.error.backoff.ms", "10")) {
+    rd_kafka_conf_destroy(config);
+    return std::nullopt;
+  }
+  char error[512];
+  Consumer consumer;
+  consumer.handle = rd_kafka_new(RD_KAFKA_CONSUMER, config, error, sizeof error);
+  if (consumer.handle == nullptr) {
+    std::fprintf(stderr, "sluice-kafka-load: cannot create consumer: %s\n", error);
+    return std::nullopt;
+  }
+  consumer.topic = rd_kafka_topic_new(consumer.handle, kafka.topic.c_str(), nullptr);
+  consumer.queue = rd_kafka_queue_new(consumer.handle);
+  consumer.partitions = partitions;
+  for (std::size_t partition = 0; partition < partitions; ++partition) {
+    rd_kafka_consume_start_queue(consumer.topic, static_cast<std::int32_t>(partition), from_offsets[partition],
+                                 consumer.queue);
+  }
+  return consumer;
+}
+
+void stop_consumer(Consumer& consumer) {
+  for (std::size_t partition = 0; partition < consumer.partitions; ++partition) {
+    rd_kafka_consume_stop(consumer.topic, static_cast<std::int32_t>(partition));
+  }
+  rd_kafka_queue_destroy(consumer.queue);
+  rd_kafka_topic_destroy(consumer.topic);
+  rd_kafka_destroy(consumer.handle);
+}
+
+// Reads messages until `enough` says so or `deadline_ns` passes; calls on_message for each.
+// rd_kafka_consume_batch_queue waits for a FULL batch up to its timeout, which would add that
+// wait to every end-to-end latency: it is only called with timeout 0 (what is there now), and
+// an empty queue is waited on for one message at a time.
+template <typename OnMessage, typename Enough>
+void consume_until(Consumer& consumer, std::int64_t deadline_ns, OnMessage on_message, Enough enough) {
+  std::vector<rd_kafka_message_t*> batch(kConsumeBatchMax);
+  const auto deliver = [&](rd_kafka_message_t* message) {
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) on_message(*message);
+    rd_kafka_message_destroy(message);
+  };
+  while (!enough() && now_ns() < deadline_ns) {
+    const ssize_t got = rd_kafka_consume_batch_queue(consumer.queue, 0, batch.data(), batch.size());
+    for (ssize_t index = 0; index < got; ++index) deliver(batch[static_cast<std::size_t>(index)]);
+    if (got > 0) continue;
+    if (rd_kafka_message_t* message = rd_kafka_consume_queue(consumer.queue, 50)) deliver(message);
+  }
+}
+
+// Sends the run's messages; returns the index count sent.
+std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
+                       std::size_t window, std::int64_t start_ns, std::string& first_error) {
+  const Pacer pacer(options.rate, start_ns);
+  const auto end_ns = start_ns + static_cast<std::int64_t>(options.duration_s * 1e9);
+  std::string payload = make_payload(options.message_bytes);
+  std::uint64_t index = 0;
+  std::size_t next_producer = 0;
+  for (;;) {
+    std::int64_t now = now_ns();
+    if (now >= end_ns) break;
+    std::int64_t intended_ns = now;
+    if (pacer.paced()) {
+      intended_ns = pacer.due_ns(index);
+      if (intended_ns >= end_ns) break;
+      if (intended_ns > now) {
+        sleep_until_ns(intended_ns);
+        continue;
+      }
+    }
+    // The first producer (from next_producer on) with room in its window takes the message.
+    Producer* chosen = nullptr;
+    for (std::size_t tried = 0; tried < producers.size() && chosen == nullptr; ++tried) {
+      Producer& candidate = *producers[(next_producer + tried) % producers.size()];
+      if (candidate.outstanding.load(std::memory_order_acquire) < window) {
+        chosen = &candidate;
+        next_producer = (next_producer + tried + 1) % producers.size();
+      }
+    }
+    if (chosen == nullptr) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      continue;
+    }
+    stamp_payload(payload, intended_ns);
+    const std::string key = options.keys > 0 ? key_of(options, index) : std::string();
+    const std::int32_t partition =
+        options.keys > 0 ? RD_KAFKA_PARTITION_UA : static_cast<std::int32_t>(partition_of(options, index));
+    chosen->outstanding.fetch_add(1, std::memory_order_acq_rel);
+    const int produced = rd_kafka_produce(chosen->topic, partition, RD_KAFKA_MSG_F_COPY, payload.data(),
+                                          payload.size(), key.empty() ? nullptr : key.data(), key.size(),
+                                          reinterpret_cast<void*>(static_cast<std::intptr_t>(intended_ns)));
+    if (produced == -1) {
+      chosen->outstanding.fetch_sub(1, std::memory_order_acq_rel);
+      const rd_kafka_resp_err_t error = rd_kafka_last_error();
+      if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        continue;
+      }
+      first_error = rd_kafka_err2name(error);
+      break;
+    }
+    ++index;
+    if (options.count > 0 && index >= options.count) break;
+  }
+  return index;
+}
+
+int produce(const LoadOptions& options, const KafkaOptions& kafka) {
+  const std::size_t window = options.window > 0 ? options.window : kDefaultWindow;
+  std::vector<std::unique_ptr<Producer>> producers;
+  for (std::size_t made = 0; made < options.producers; ++made) {
+    auto producer = make_producer(kafka, window);
+    if (producer == nullptr) return kExitFailure;
+    producers.push_back(std::move(producer));
+  }
+  Producer& first = *producers.front();
+  const int partitions = partition_count(first.handle, first.topic);
+  if (partitions < static_cast<int>(options.partitions)) {
+    std::fprintf(stderr, "sluice-kafka-load: topic '%s' has %d partitions, %zu wanted\n", kafka.topic.c_str(),
+                 partitions, options.partitions);
+    return kExitFailure;
+  }
+  const auto before = query_watermarks(first.handle, kafka.topic, options.partitions);
+  if (!before) return kExitFailure;
+
+  RunResult result;
+  std::optional<Consumer> consumer;
+  std::atomic<bool> sending_done{false};
+  std::atomic<std::uint64_t> acked_total{0};
+  std::thread consumer_thread;
+  if (options.end_to_end) {
+    consumer = start_consumer(kafka, options.partitions, before->high);
+    if (!consumer) return kExitFailure;
+    consumer_thread = std::thread([&] {
+      const std::int64_t deadline =
+          now_ns() + static_cast<std::int64_t>((options.duration_s + options.drain_timeout_s) * 1e9);
+      consume_until(
+          *consumer, deadline,
+          [&](const rd_kafka_message_t& message) {
+            result.end_to_end_latency.record(now_ns() - payload_stamp(message.payload, message.len));
+            ++result.consumed;
+          },
+          [&] {
+            return sending_done.load(std::memory_order_acquire) &&
+                   result.consumed >= acked_total.load(std::memory_order_acquire);
+          });
+    });
+  }
+
+  result.first_send_ns = now_ns();
+  result.sent = send_all(options, producers, window, result.first_send_ns, result.first_error);
+  const std::int64_t drain_deadline = now_ns() + static_cast<std::int64_t>(options.drain_timeout_s * 1e9);
+  for (auto& producer : producers) {
+    while (producer->outstanding.load(std::memory_order_acquire) > 0 && now_ns() < drain_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  for (auto& producer : producers) destroy_producer(*producer);  // joins the poll threads
+  for (auto& producer : producers) {
+    result.acked += producer->acked;
+    result.failed += producer->failed;
+    result.last_ack_ns = std::max(result.last_ack_ns, producer->last_ack_ns);
+    result.ack_latency.merge(producer->ack_latency);
+    if (result.first_error.empty()) result.first_error = producer->first_error;
+  }
+  acked_total.store(result.acked, std::memory_order_release);
+  sending_done.store(true, std::memory_order_release);
+  if (consumer_thread.joinable()) {
+    consumer_thread.join();
+    stop_consumer(*consumer);
+  }
+
+  // The stored count, through a fresh client: what a new reader would find.
+  auto checker = make_producer(kafka, 1);
+  if (checker == nullptr) return kExitFailure;
+  const std::int64_t check_deadline = now_ns() + static_cast<std::int64_t>(options.drain_timeout_s * 1e9);
+  for (;;) {
+    const auto after = query_watermarks(checker->handle, kafka.topic, options.partitions);
+    // With retention the log start moves: count what is held. Without, count the offsets
+    // assigned (the mock cluster trims its in-memory log on its own, so held would undercount).
+    if (after) {
+      result.stored = options.retention ? after->held() - before->held() : after->high_sum() - before->high_sum();
+    }
+    const bool complete = options.retention ? result.stored > 0 : result.stored == static_cast<std::int64_t>(result.acked);
+    if (complete || now_ns() >= check_deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  destroy_producer(*checker);
+  return report("sluice-kafka-load", options, result,
+                {{"system_client", "librdkafka " + std::string(rd_kafka_version_str())},
+                 {"acks", kafka.acks},
+                 {"linger_ms", kafka.linger_ms},
+                 {"window", window}});
+}
+
+int consume(LoadOptions options, const KafkaOptions& kafka) {
+  auto probe = make_producer(kafka, 1);
+  if (probe == nullptr) return kExitFailure;
+  const auto marks = query_watermarks(probe->handle, kafka.topic, options.partitions);
+  destroy_producer(*probe);
+  if (!marks) return kExitFailure;
+  std::uint64_t expected = 0;
+  for (std::size_t partition = 0; partition < options.partitions; ++partition) {
+    expected += static_cast<std::uint64_t>(marks->high[partition] - marks->low[partition]);
+  }
+  auto consumer = start_consumer(kafka, options.partitions, marks->low);
+  if (!consumer) return kExitFailure;
+  RunResult result;
+  result.sent = result.acked = expected;
+  result.stored = static_cast<std::int64_t>(expected);
+  std::uint64_t bytes = 0;
+  result.first_send_ns = now_ns();
+  const std::int64_t deadline = result.first_send_ns + static_cast<std::int64_t>(options.drain_timeout_s * 1e9);
+  consume_until(
+      *consumer, deadline,
+      [&](const rd_kafka_message_t& message) {
+        ++result.consumed;
+        bytes += message.len;
+        result.last_ack_ns = now_ns();
+      },
+      [&] { return result.consumed >= expected; });
+  stop_consumer(*consumer);
+  options.end_to_end = true;  // so report() checks consumed == stored
+  const double elapsed_s = static_cast<double>(result.last_ack_ns - result.first_send_ns) / 1e9;
+  return report("sluice-kafka-load", options, result,
+                {{"mode", "consume"}, {"consumed_mb_per_s", elapsed_s > 0 ? static_cast<double>(bytes) / elapsed_s / 1e6 : 0}});
+}
+
+}  // namespace
+}  // namespace sluice::bench
+
+int main(int argc, char** argv) {
+  using namespace sluice::bench;
+  CLI::App app{"sluice-kafka-load: Kafka-protocol load for ci/bench.sh (librdkafka)", "sluice-kafka-load"};
+  std::string mode;
+  LoadOptions options;
+  KafkaOptions kafka;
+  app.add_option("mode", mode, "produce or consume")->required()->check(CLI::IsMember({"produce", "consume"}));
+  app.add_option("--brokers", kafka.brokers, "Bootstrap broker(s)")->capture_default_str();
+  app.add_option("--topic", kafka.topic, "An existing topic")->required();
+  app.add_option("--acks", kafka.acks, "Producer acks")->check(CLI::IsMember({"0", "1", "all", "-1"}))->capture_default_str();
+  app.add_option("--linger-ms", kafka.linger_ms, "Producer linger.ms")->capture_default_str();
+  add_load_options(app, options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? kExitOk : kExitUsage;
+  }
+  keep_timer_slack_small();
+  return mode == "produce" ? produce(options, kafka) : consume(options, kafka);
+}
