@@ -346,11 +346,12 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
     const std::uint64_t target_generation = write_generation_;
     const std::int64_t target_offset = log_end_offset_;
     const std::uint64_t truncations = truncation_generation_;
+    const std::int64_t target_messages = unflushed_messages_;
+    const Instant started = env_.now();
     std::shared_ptr<Segment> segment = segments_.back();
     std::expected<void, DiskError> synced;
     {
       SyncRunning running(sync_running_, sync_waiters_);
-      const Instant started = env_.now();
       synced = segment->file().datasync();
       ++stats_.datasyncs;
       Metrics& metrics = env_.metrics();
@@ -367,6 +368,12 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
     if (synced_generation_ == write_generation_) {
       unflushed_messages_ = 0;
       oldest_unflushed_at_.reset();
+    } else {
+      // Writes raced the sync: what it covered is flushed, what came after is not. Those later
+      // writes are no older than the sync's start, so the flush.ms bound runs from there (early
+      // by at most one sync, never late) instead of staying expired and syncing every append.
+      unflushed_messages_ = std::max<std::int64_t>(unflushed_messages_ - target_messages, 0);
+      if (oldest_unflushed_at_ && *oldest_unflushed_at_ < started) oldest_unflushed_at_ = started;
     }
   }
   assert(false && "group commit did not converge");
@@ -389,6 +396,9 @@ std::expected<void, LogError> PartitionLog::maybe_flush_by_policy(std::int64_t l
   const bool by_time = config_.flush_ms >= 0 && oldest_unflushed_at_ &&
                        env_.now() - *oldest_unflushed_at_ >= milliseconds(config_.flush_ms);
   if (config_.flush_messages > 1 && !by_count && !by_time) return {};
+  // A policy flush while one already runs would only queue a second sync behind it: the running
+  // one began after the bound was hit, and what is written meanwhile is younger than its start.
+  if (config_.flush_messages > 1 && sync_running_) return {};
   return flush_through(last_offset);
 }
 

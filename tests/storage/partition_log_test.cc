@@ -461,3 +461,46 @@ TEST(PartitionLog, read_file_ranges_hold_exactly_the_returned_bytes_across_segme
 
 }  // namespace
 }  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+using testing::LogNode;
+
+// flush.ms under a steady stream of appends: syncs come about once per flush.ms, not once per
+// append. (A write racing a sync used to leave the time bound expired, so every later append
+// synced until one sync happened to finish with nothing written meanwhile.)
+TEST(PartitionLog, flush_ms_bound_flushes_about_once_per_interval_under_concurrent_appends) {
+  LogNode node(21);
+  sim::SimDiskFaults faults;
+  faults.sync_latency_min = milliseconds(3);
+  faults.sync_latency_mean_extra = milliseconds(2);
+  node.disk().set_faults(faults);
+  LogConfig config;
+  config.flush_messages = std::int64_t{1} << 62;
+  config.flush_ms = 100;
+  auto log = open_log(node, config);
+  const std::uint64_t syncs_before = log->stats().datasyncs;
+  const Instant stop_at = node.world().now() + seconds(2);
+  int running = 0;
+  for (int appender = 0; appender < 2; ++appender) {
+    ++running;
+    node.spawn("appender", [&] {
+      while (node.world().now() < stop_at) {
+        auto batch = make_batch(1, 50, kTimestampMs);
+        ASSERT_TRUE(log->append(batch, 1));
+        this_fiber::sleep_for(microseconds(500));
+      }
+      --running;
+    });
+  }
+  node.world().run_until([&] { return running == 0; });
+  const std::uint64_t syncs = log->stats().datasyncs - syncs_before;
+  EXPECT_GE(syncs, 10u);  // the bound is applied: 2 s / 100 ms
+  EXPECT_LE(syncs, 25u) << "syncs per append instead of per flush.ms interval";
+  // Nothing written more than flush.ms (plus a sync) ago is left unflushed.
+  EXPECT_GE(log->durable_end_offset(), log->log_end_offset() - 500);
+}
+
+}  // namespace
+}  // namespace sluice::storage
