@@ -222,58 +222,24 @@ void consume_until(Consumer& consumer, std::int64_t deadline_ns, OnMessage on_me
 // Sends the run's messages; returns the index count sent.
 std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
                        std::size_t window, std::int64_t start_ns, std::string& first_error) {
-  const Pacer pacer(options.rate, start_ns);
-  const auto end_ns = start_ns + static_cast<std::int64_t>(options.duration_s * 1e9);
-  std::string payload = make_payload(options.message_bytes);
-  std::uint64_t index = 0;
-  std::size_t next_producer = 0;
-  for (;;) {
-    std::int64_t now = now_ns();
-    if (now >= end_ns) break;
-    std::int64_t intended_ns = now;
-    if (pacer.paced()) {
-      intended_ns = pacer.due_ns(index);
-      if (intended_ns >= end_ns) break;
-      if (intended_ns > now) {
-        sleep_until_ns(intended_ns);
-        continue;
-      }
-    }
-    // The first producer (from next_producer on) with room in its window takes the message.
-    Producer* chosen = nullptr;
-    for (std::size_t tried = 0; tried < producers.size() && chosen == nullptr; ++tried) {
-      Producer& candidate = *producers[(next_producer + tried) % producers.size()];
-      if (candidate.outstanding.load(std::memory_order_acquire) < window) {
-        chosen = &candidate;
-        next_producer = (next_producer + tried + 1) % producers.size();
-      }
-    }
-    if (chosen == nullptr) {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      continue;
-    }
-    stamp_payload(payload, intended_ns);
-    const std::string key = options.keys > 0 ? key_of(options, index) : std::string();
-    const std::int32_t partition =
-        options.keys > 0 ? RD_KAFKA_PARTITION_UA : static_cast<std::int32_t>(partition_of(options, index));
-    chosen->outstanding.fetch_add(1, std::memory_order_acq_rel);
-    const int produced = rd_kafka_produce(chosen->topic, partition, RD_KAFKA_MSG_F_COPY, payload.data(),
-                                          payload.size(), key.empty() ? nullptr : key.data(), key.size(),
-                                          reinterpret_cast<void*>(static_cast<std::intptr_t>(intended_ns)));
-    if (produced == -1) {
-      chosen->outstanding.fetch_sub(1, std::memory_order_acq_rel);
-      const rd_kafka_resp_err_t error = rd_kafka_last_error();
-      if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-        continue;
-      }
-      first_error = rd_kafka_err2name(error);
-      break;
-    }
-    ++index;
-    if (options.count > 0 && index >= options.count) break;
-  }
-  return index;
+  return paced_send(options, producers, window, start_ns,
+                    [&](Producer& chosen, std::uint64_t index, std::int64_t intended_ns, std::string& payload) {
+                      const std::string key = options.keys > 0 ? key_of(options, index) : std::string();
+                      const std::int32_t partition = options.keys > 0
+                                                         ? RD_KAFKA_PARTITION_UA
+                                                         : static_cast<std::int32_t>(partition_of(options, index));
+                      chosen.outstanding.fetch_add(1, std::memory_order_acq_rel);
+                      const int produced = rd_kafka_produce(
+                          chosen.topic, partition, RD_KAFKA_MSG_F_COPY, payload.data(), payload.size(),
+                          key.empty() ? nullptr : key.data(), key.size(),
+                          reinterpret_cast<void*>(static_cast<std::intptr_t>(intended_ns)));
+                      if (produced != -1) return SendOutcome::sent;
+                      chosen.outstanding.fetch_sub(1, std::memory_order_acq_rel);
+                      const rd_kafka_resp_err_t error = rd_kafka_last_error();
+                      if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) return SendOutcome::retry;
+                      first_error = rd_kafka_err2name(error);
+                      return SendOutcome::stop;
+                    });
 }
 
 int produce(const LoadOptions& options, const KafkaOptions& kafka) {

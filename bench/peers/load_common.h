@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <memory>
 #include <atomic>
 #include <bit>
 #include <cassert>
@@ -25,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::bench {
@@ -198,6 +201,60 @@ class Pacer {
   double rate_;
   std::int64_t start_ns_;
 };
+
+// What a client's send of one message did: sent (the next message), retry (the client's queue is
+// full: the same message again shortly) or stop (an error; the caller says which).
+enum class SendOutcome : std::uint8_t { sent, retry, stop };
+
+// The open-loop send loop of the windowed clients (Kafka, NATS): message `index` is due at its
+// Pacer time (now, without a rate), goes to the first producer from a round-robin start whose
+// `outstanding` count is under `window`, with the due time stamped into `payload`, through
+// `send(producer, index, intended_ns, payload)`. Ends at the run's duration or count; returns
+// how many messages were sent.
+template <typename Producer, typename Send>
+std::uint64_t paced_send(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
+                         std::size_t window, std::int64_t start_ns, Send send) {
+  const Pacer pacer(options.rate, start_ns);
+  const auto end_ns = start_ns + static_cast<std::int64_t>(options.duration_s * 1e9);
+  std::string payload = make_payload(options.message_bytes);
+  std::uint64_t index = 0;
+  std::size_t next_producer = 0;
+  for (;;) {
+    const std::int64_t now = now_ns();
+    if (now >= end_ns) break;
+    std::int64_t intended_ns = now;
+    if (pacer.paced()) {
+      intended_ns = pacer.due_ns(index);
+      if (intended_ns >= end_ns) break;
+      if (intended_ns > now) {
+        sleep_until_ns(intended_ns);
+        continue;
+      }
+    }
+    Producer* chosen = nullptr;
+    for (std::size_t tried = 0; tried < producers.size() && chosen == nullptr; ++tried) {
+      Producer& candidate = *producers[(next_producer + tried) % producers.size()];
+      if (candidate.outstanding.load(std::memory_order_acquire) < window) {
+        chosen = &candidate;
+        next_producer = (next_producer + tried + 1) % producers.size();
+      }
+    }
+    if (chosen == nullptr) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      continue;
+    }
+    stamp_payload(payload, intended_ns);
+    const SendOutcome outcome = send(*chosen, index, intended_ns, payload);
+    if (outcome == SendOutcome::stop) break;
+    if (outcome == SendOutcome::retry) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      continue;
+    }
+    ++index;
+    if (options.count > 0 && index >= options.count) break;
+  }
+  return index;
+}
 
 // What a run measured. acked counts the messages the system confirmed; stored is what it holds
 // afterwards (read back through its own API), which must equal acked.

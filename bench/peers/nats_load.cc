@@ -219,50 +219,19 @@ bool start_readers(const NatsOptions& nats, const LoadOptions& options, bool tim
 
 std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
                        std::size_t window, std::int64_t start_ns, std::string& first_error) {
-  const Pacer pacer(options.rate, start_ns);
-  const auto end_ns = start_ns + static_cast<std::int64_t>(options.duration_s * 1e9);
-  std::string payload = make_payload(options.message_bytes);
   std::vector<std::string> subjects;
   for (std::size_t index = 0; index < options.partitions; ++index) subjects.push_back(subject_name(options, index));
-  std::uint64_t index = 0;
-  std::size_t next_producer = 0;
-  for (;;) {
-    const std::int64_t now = now_ns();
-    if (now >= end_ns) break;
-    std::int64_t intended_ns = now;
-    if (pacer.paced()) {
-      intended_ns = pacer.due_ns(index);
-      if (intended_ns >= end_ns) break;
-      if (intended_ns > now) {
-        sleep_until_ns(intended_ns);
-        continue;
-      }
-    }
-    Producer* chosen = nullptr;
-    for (std::size_t tried = 0; tried < producers.size() && chosen == nullptr; ++tried) {
-      Producer& candidate = *producers[(next_producer + tried) % producers.size()];
-      if (candidate.outstanding.load(std::memory_order_acquire) < window) {
-        chosen = &candidate;
-        next_producer = (next_producer + tried + 1) % producers.size();
-      }
-    }
-    if (chosen == nullptr) {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      continue;
-    }
-    stamp_payload(payload, intended_ns);
-    chosen->outstanding.fetch_add(1, std::memory_order_acq_rel);
-    const natsStatus status = js_PublishAsync(chosen->js, subjects[partition_of(options, index)].c_str(),
-                                              payload.data(), static_cast<int>(payload.size()), nullptr);
-    if (status != NATS_OK) {
-      chosen->outstanding.fetch_sub(1, std::memory_order_acq_rel);
-      first_error = natsStatus_GetText(status);
-      break;
-    }
-    ++index;
-    if (options.count > 0 && index >= options.count) break;
-  }
-  return index;
+  return paced_send(options, producers, window, start_ns,
+                    [&](Producer& chosen, std::uint64_t index, std::int64_t, std::string& payload) {
+                      chosen.outstanding.fetch_add(1, std::memory_order_acq_rel);
+                      const natsStatus status =
+                          js_PublishAsync(chosen.js, subjects[partition_of(options, index)].c_str(), payload.data(),
+                                          static_cast<int>(payload.size()), nullptr);
+                      if (status == NATS_OK) return SendOutcome::sent;
+                      chosen.outstanding.fetch_sub(1, std::memory_order_acq_rel);
+                      first_error = natsStatus_GetText(status);
+                      return SendOutcome::stop;
+                    });
 }
 
 int produce(const LoadOptions& options, const NatsOptions& nats) {
