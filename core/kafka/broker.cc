@@ -135,10 +135,10 @@ void Broker::drain() {
   const std::size_t busy = connections_.size() - idle.size();
   log_.info("draining: listener closed; idle_closed={} in_progress={}", idle.size(), busy);
   const Instant deadline = env_.deadline_after(config_.drain_timeout);
-  while (connections_open_ > 0 && env_.now() < deadline) connection_closed_.wait(deadline);
+  while (!connections_.empty() && env_.now() < deadline) connection_closed_.wait(deadline);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - started);
-  if (connections_open_ > 0) {
-    log_.warn("drain timed out: cancelling connections={} still in a request; took_ms={}", connections_open_,
+  if (!connections_.empty()) {
+    log_.warn("drain timed out: cancelling connections={} still in a request; took_ms={}", connections_.size(),
               took.count());
   } else {
     log_.info("drained: every request in progress answered; took_ms={}", took.count());
@@ -152,7 +152,7 @@ void Broker::stop() {
   if (listener_) listener_->close();
   connection_scope_.reset();
   scope_.reset();
-  assert(connections_open_ == 0);
+  assert(connections_.empty());
   // Canary (simulation only): the logs stay open, so nothing marks them clean.
   if (env_.bug("stop_skips_log_close")) return;
   topics_.close_all();
@@ -172,14 +172,12 @@ void Broker::accept_loop() {
       ConnectionState state{.stream = stream.get(), .busy = false};
       const std::uint64_t serial = next_connection_serial_++;
       connections_.emplace(serial, &state);
-      connections_open_++;
       ++env_.metrics().connections_accepted;
       struct Leave {
         Broker& broker;
         std::uint64_t serial;
         ~Leave() {
           broker.connections_.erase(serial);
-          broker.connections_open_--;
           ++broker.env_.metrics().connections_closed;
           broker.connection_closed_.notify_all();
         }

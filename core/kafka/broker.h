@@ -131,7 +131,7 @@ class Broker {
   TopicManager& topics() { return topics_; }
   GroupCoordinator& groups() { return *groups_; }
   Env& env() { return env_; }
-  std::size_t connections_open() const { return connections_open_; }
+  std::size_t connections_open() const { return connections_.size(); }
   // The request memory budget (connection.cc acquires a frame's size before reading its body).
   Semaphore& request_memory() { return request_memory_; }
   // Request-level logging: one info line per request (API, version, client, latency, error
@@ -226,7 +226,6 @@ class Broker {
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Scope> scope_;             // the accept fiber
   std::unique_ptr<Scope> connection_scope_;  // child of scope_: one fiber per connection
-  std::size_t connections_open_ = 0;
   std::map<std::uint64_t, ConnectionState*> connections_;  // by a serial number, while they live
   std::uint64_t next_connection_serial_ = 0;
   WaitQueue connection_closed_;  // notified as each connection ends (drain waits here)
