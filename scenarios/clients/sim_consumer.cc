@@ -216,6 +216,12 @@ class SimConsumer::Instance {
   std::int16_t read_commit_response(const StructValue& response, checkers::Op& done);
   void revoke(const TopicPartitions& partitions, std::int32_t generation);
   void lose_partitions();
+  // librdkafka's session timeout check: a member that has had no proof of life from the
+  // coordinator for session_timeout (counted from when the proving request was sent, so never
+  // later than the coordinator's own count) must assume it was expired and its partitions given
+  // to others, and must not commit them: it loses them and joins again under a new member id.
+  void note_alive(Instant sent) { session_expires_at_ = sent + config_.session_timeout; }
+  bool expire_session_if_due();
   void leave_group();
   void shut_down();
 
@@ -257,6 +263,7 @@ class SimConsumer::Instance {
   std::int32_t generation_ = -1;
   bool rejoin_needed_ = true;
   std::optional<std::int16_t> heartbeat_error_;  // set by the heartbeat fiber for the main one
+  std::optional<Instant> session_expires_at_;     // while in a generation (see note_alive)
   std::map<TopicPartition, Position> owned_;
   Instant next_commit_at_{};
 
@@ -316,6 +323,8 @@ void SimConsumer::Instance::run_main() {
 }
 
 void SimConsumer::Instance::step() {
+  // First: a member back from a long stall must not act (commit) on what it no longer owns.
+  expire_session_if_due();
   if (heartbeat_error_) {
     const std::int16_t error = *heartbeat_error_;
     heartbeat_error_.reset();
@@ -594,6 +603,7 @@ std::optional<TopicPartitions> SimConsumer::Instance::sync_group(const Joined& j
                                  {.partitions = to_consumer_protocol(partitions)})));
     }
   }
+  const Instant sent = env_.now();
   auto response = call(coordinator_, protocol::kSyncGroupSchema, request,
                        env_.deadline_after(config_.rebalance_timeout + kJoinDeadlineSlack));
   if (!response) {
@@ -609,6 +619,7 @@ std::optional<TopicPartitions> SimConsumer::Instance::sync_group(const Joined& j
     on_group_error(error, "SyncGroup");
     return std::nullopt;
   }
+  note_alive(sent);
   const auto assignment = group::decode_consumer_assignment(text_of((*response)["assignment"]));
   // An empty assignment (no bytes) is a member given nothing.
   return assignment ? from_consumer_protocol(assignment->partitions) : TopicPartitions{};
@@ -931,6 +942,7 @@ StructValue SimConsumer::Instance::commit_request(
 }
 
 void SimConsumer::Instance::commit(const TopicPartitions& partitions) {
+  if (expire_session_if_due()) return;
   checkers::Op invoke = new_op(checkers::OpType::invoke, "commit");
   invoke.generation = generation_;
   invoke.offsets = committable(partitions);
@@ -1002,6 +1014,20 @@ void SimConsumer::Instance::revoke(const TopicPartitions& partitions, std::int32
   record(std::move(op));
 }
 
+bool SimConsumer::Instance::expire_session_if_due() {
+  if (!session_expires_at_ || env_.now() < *session_expires_at_) return false;
+  if (state_ != MemberState::stable && owned_.empty()) return false;
+  log().debug("{}: session timed out (no coordinator answer for {} ms): assignment lost",
+              config_.process, milliseconds_of(config_.session_timeout));
+  session_expires_at_.reset();
+  lose_partitions();
+  member_id_.clear();
+  generation_ = -1;
+  state_ = MemberState::unjoined;
+  rejoin_needed_ = true;
+  return true;
+}
+
 // The member is out of its generation: its partitions are gone, uncommitted.
 void SimConsumer::Instance::lose_partitions() {
   if (owned_.empty()) return;
@@ -1039,6 +1065,7 @@ void SimConsumer::Instance::run_heartbeats() {
     }
     const std::int32_t generation = generation_;
     const std::string member_id = member_id_;
+    const Instant sent = env_.now();
     StructValue request = KafkaConnection::new_request(protocol::kHeartbeatSchema);
     request.set("group_id", Value(config_.group_id))
         .set("generation_id", protocol::int_value(generation))
@@ -1055,7 +1082,10 @@ void SimConsumer::Instance::run_heartbeats() {
       on_connection_error(response.error(), "Heartbeat");
       continue;
     }
-    if (const std::int16_t error = error_of(*response); error != code::none) {
+    const std::int16_t error = error_of(*response);
+    // The coordinator counted it as a heartbeat (it restarts the session in a rebalance too).
+    if (error == code::none || error == code::rebalance_in_progress) note_alive(sent);
+    if (error != code::none) {
       heartbeat_error_ = error;
       wake_.set();
     }

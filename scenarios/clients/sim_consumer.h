@@ -13,7 +13,9 @@
 //   heartbeat  Heartbeat every heartbeat_interval while the member is in a generation
 // Errors are handled like librdkafka: REBALANCE_IN_PROGRESS rejoins; ILLEGAL_GENERATION drops the
 // generation and UNKNOWN_MEMBER_ID the member id too, and either loses every partition (revoked
-// without a commit) before rejoining; FENCED_INSTANCE_ID and configuration errors are fatal (the
+// without a commit) before rejoining; so does a member that heard nothing from the coordinator
+// for session_timeout (librdkafka's session check: after a stall it must not commit positions
+// its partitions' new owners may have gone past); FENCED_INSTANCE_ID and configuration errors are fatal (the
 // consumer stops); NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE find the coordinator again.
 // Eager assignors (range, roundrobin) commit and revoke everything before each rejoin;
 // cooperative-sticky keeps its partitions, reports them in its subscription (v2: owned
