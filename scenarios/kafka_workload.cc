@@ -141,12 +141,15 @@ clients::SimAdminConfig admin_config(std::string process) {
 }
 
 // One producer node: creates the topic (once per run is enough; all try), then produces keyed
-// records with unique values until the fault period ends, then flushes.
+// records with unique values until the fault period ends, then flushes. The creation may outlast
+// the fault period (a seed can keep the broker down through all of it): the final read needs the
+// topic, and the quiet period after the faults is when it must be possible.
 void producer_main(Env& env, const KafkaWorkloadSpec& spec, int index, Instant stop_at,
                    checkers::History& history, bool& done) {
   const std::string process = "producer-" + std::to_string(index);
   clients::SimAdmin admin(env, admin_config(process), history);
-  if (!admin.create_topic(std::string(kTopic), spec.partitions, spec.topic_configs, stop_at)) {
+  if (!admin.create_topic(std::string(kTopic), spec.partitions, spec.topic_configs,
+                          stop_at + kFlushTimeout)) {
     done = true;
     return;
   }
