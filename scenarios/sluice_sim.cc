@@ -219,6 +219,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   run->add_flag("--verbose", options.verbose, "print node logs");
+  std::string log_level_text = "info";
+  run->add_option("--log-level", log_level_text,
+                  "--verbose/--trace: the lowest level logged (trace, debug, info, warn, error)")
+      ->check([](const std::string& text) {
+        LogLevel level;
+        return parse_log_level(text, level) ? std::string() : "not a log level: " + text;
+      })
+      ->capture_default_str();
   std::string schedule_path;
   run->add_option("--schedule", schedule_path,
                   "inject exactly the faults in FILE (a schedule, see docs/simulation.md) instead "
@@ -356,7 +364,9 @@ int main(int argc, char** argv) {
     }
     spdlog::set_pattern("%l %v");
   }
-  set_log_level(options.verbose || !trace_path.empty() ? LogLevel::info : LogLevel::off);
+  LogLevel verbose_level = LogLevel::info;
+  parse_log_level(log_level_text, verbose_level);
+  set_log_level(options.verbose || !trace_path.empty() ? verbose_level : LogLevel::off);
   if (!options.history_path.empty() && seed_count > 1) {
     std::fprintf(stderr, "sluice-sim: --history needs a single seed\n");
     return 2;
