@@ -137,8 +137,10 @@ int run_swarm(const SwarmOptions& options) {
   Totals all;
   std::vector<std::string> buffers(pipes.size());
   std::size_t open_pipes = pipes.size();
+  std::vector<bool> reported(jobs.size(), false);
   auto report = [&](const Outcome& outcome) {
     const Job& job = jobs.at(outcome.job);
+    reported.at(outcome.job) = true;
     Totals& totals = per_scenario[job.scenario->name];
     for (Totals* t : {&totals, &all}) {
       t->runs++;
@@ -187,12 +189,25 @@ int run_swarm(const SwarmOptions& options) {
     }
   }
   int crashed_workers = 0;
-  for (pid_t child : children) {
-    int status = 0;
-    waitpid(child, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) crashed_workers++;
-  }
   if (options.progress) std::fprintf(stderr, "\r\033[K");
+  for (std::size_t worker = 0; worker < children.size(); ++worker) {
+    int status = 0;
+    waitpid(children[worker], &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    crashed_workers++;
+    // A worker runs its jobs in order, so the one that killed it is its first unreported job.
+    for (std::size_t index = worker; index < jobs.size(); index += children.size()) {
+      if (reported[index]) continue;
+      const Job& job = jobs[index];
+      const std::string how = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                  : "exit " + std::to_string(WEXITSTATUS(status));
+      std::printf("CRASHED scenario=%s seed=%" PRIu64
+                  ": the run aborted (%s; its worker's later seeds did not run)\n  replay: %s "
+                  "--verbose\n",
+                  job.scenario->name, job.seed, how.c_str(), replay_command(job, options).c_str());
+      break;
+    }
+  }
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::uint64_t missing = jobs.size() - all.runs;  // a worker crashed (an abort in a run)

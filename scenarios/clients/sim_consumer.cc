@@ -285,9 +285,13 @@ Result<std::shared_ptr<KafkaConnection>> SimConsumer::Instance::connected(Link& 
   } unlock{link.connecting};
   if (link.connection && !link.connection->broken()) return link.connection;
   const Duration remaining = deadline - env_.now();
+  // The deadline may have passed while this waited for the lock (another attempt was connecting).
+  if (remaining <= Duration::zero()) {
+    return std::unexpected(ClientError{.message = "timed out waiting for a connection attempt"});
+  }
   client::ConnectionOptions options{
       .client_id = config_.client_id,
-      .connect_timeout = std::max(Duration::zero(), std::min(remaining, config_.request_timeout)),
+      .connect_timeout = std::min(remaining, config_.request_timeout),
       .request_timeout = config_.request_timeout};
   auto connection = KafkaConnection::connect(env_, link.address, std::move(options));
   if (!connection) return std::unexpected(connection.error());
