@@ -126,7 +126,7 @@ void Broker::drain() {
   // client sent but this end has not read yet was never answered, so the client retries it).
   std::vector<ConnectionState*> idle;
   for (const auto& [serial, state] : connections_) {
-    if (!state->busy) idle.push_back(state);
+    if (!state->busy()) idle.push_back(state);
   }
   for (ConnectionState* state : idle) state->stream->close();
   // Long polls and parked group requests answer now instead of at their deadlines.
@@ -169,7 +169,7 @@ void Broker::accept_loop() {
       continue;
     }
     connection_scope_->spawn("kafka-connection", [this, stream = std::move(*stream)]() mutable {
-      ConnectionState state{.stream = stream.get(), .busy = false};
+      ConnectionState state{.stream = stream.get()};
       const std::uint64_t serial = next_connection_serial_++;
       connections_.emplace(serial, &state);
       ++env_.metrics().connections_accepted;

@@ -23,6 +23,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/env/env.h"
 #include "core/group/group_state_machine.h"
@@ -81,7 +83,9 @@ class GroupCoordinator;
 // One live client connection, as the broker's drain sees it.
 struct ConnectionState {
   Stream* stream = nullptr;
-  bool busy = false;  // a request has been read and its response is not written yet
+  bool reading = false;        // a request is being read or handled (not yet handed on)
+  std::size_t pipelined = 0;   // Produce requests appended whose answers are not written yet
+  bool busy() const { return reading || pipelined > 0; }
 };
 
 // Who sent a request (JoinGroup records it; DescribeGroups reports it).
@@ -124,6 +128,26 @@ class Broker {
                                               const protocol::MessageSchema& schema,
                                               protocol::StructValue& request,
                                               const RequestContext& context = {});
+  // Produce in two stages, so a connection can pipeline its Produce requests (as Redpanda does):
+  // produce_append validates and appends every partition's batch in request order, waiting only
+  // for locks and segment rolls — a connection runs it for each request in the order it reads
+  // them, so a producer's batches reach each partition in the order sent; produce_complete then
+  // waits until each batch is as durable as its topic's flush policy asks and gives the response
+  // (nullopt for acks=0). Many requests' completions may wait at once: they share fsyncs.
+  // handle() runs both back to back.
+  struct ProduceInProgress {
+    protocol::StructValue response;
+    std::int64_t acks = 0;
+    struct Unflushed {
+      std::shared_ptr<storage::PartitionLog> log;
+      std::int64_t last_offset = 0;
+      std::size_t topic = 0;      // indexes into the response's topics and their partitions
+      std::size_t partition = 0;
+    };
+    std::vector<Unflushed> unflushed;
+  };
+  ProduceInProgress produce_append(protocol::StructValue& request);
+  std::optional<protocol::StructValue> produce_complete(ProduceInProgress& produce);
   // The ApiVersions response body (also used for the KIP-511 fallback).
   protocol::StructValue api_versions_response(std::int16_t error_code) const;
 
@@ -204,9 +228,12 @@ class Broker {
   // Kafka's: 3 unknown topic, 17 invalid name, 56 storage error.
   std::expected<Topic*, std::int16_t> find_or_create_topic(const std::string& name,
                                                            bool allow_create);
-  // One partition's Produce: validation, idempotence, append. Fills the partition response.
-  void produce_to_partition(const std::string& topic, protocol::StructValue& partition_data,
-                            protocol::StructValue& partition_response);
+  // One partition's Produce up to the flush: validation, idempotence, append. Fills the
+  // partition response; returns the log and the offset whose flush the answer must await (a
+  // duplicate's awaits its original's), or nothing on an error.
+  std::optional<std::pair<std::shared_ptr<storage::PartitionLog>, std::int64_t>> append_to_partition(
+      const std::string& topic, protocol::StructValue& partition_data,
+      protocol::StructValue& partition_response);
   // What one Fetch pass read from one partition (counted as traffic once the pass is answered).
   struct PartitionRead {
     std::shared_ptr<Partition> partition;

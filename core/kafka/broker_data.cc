@@ -48,15 +48,16 @@ std::int16_t kafka_error_code(storage::LogError error) {
 // ---- Produce ----
 
 std::optional<StructValue> Broker::handle_produce(std::int16_t /*version*/, StructValue& request) {
-  StructValue response = StructValue::with_defaults(schema_of(protocol::api::kProduce).response);
-  const std::int64_t acks = request.get_int("acks");
-  const bool acks_valid = acks == 0 || acks == 1 || acks == -1;
-  struct PartitionWork {
-    const std::string* topic;
-    StructValue* data;
-    StructValue* response;
-  };
-  std::vector<PartitionWork> work;
+  ProduceInProgress produce = produce_append(request);
+  return produce_complete(produce);
+}
+
+Broker::ProduceInProgress Broker::produce_append(StructValue& request) {
+  ProduceInProgress produce;
+  produce.response = StructValue::with_defaults(schema_of(protocol::api::kProduce).response);
+  StructValue& response = produce.response;
+  produce.acks = request.get_int("acks");
+  const bool acks_valid = produce.acks == 0 || produce.acks == 1 || produce.acks == -1;
   for (StructValue& topic_data : request.get_structs("topic_data")) {
     const std::string& name = topic_data.get_string("name");
     StructValue& topic_response = response.add("responses");
@@ -70,43 +71,59 @@ std::optional<StructValue> Broker::handle_produce(std::int16_t /*version*/, Stru
       if (!acks_valid) partition_response.set("error_code", int_value(error::kInvalidRequiredAcks));
     }
   }
-  // Pointers into the response only once it is complete: adding to its arrays moves them.
-  if (acks_valid) {
-    auto& topics_in = request.get_structs("topic_data");
-    auto& topics_out = response.get_structs("responses");
-    for (std::size_t t = 0; t < topics_in.size(); ++t) {
-      auto& partitions_in = topics_in[t].get_structs("partition_data");
-      auto& partitions_out = topics_out[t].get_structs("partition_responses");
-      for (std::size_t p = 0; p < partitions_in.size(); ++p) {
-        work.push_back(PartitionWork{&topics_in[t].get_string("name"), &partitions_in[p], &partitions_out[p]});
+  if (!acks_valid) return produce;
+  // Partitions one after another: an append is a copy into the page cache (it waits only for a
+  // segment roll), and this order is the order the connection read its requests in.
+  auto& topics_in = request.get_structs("topic_data");
+  auto& topics_out = response.get_structs("responses");
+  for (std::size_t t = 0; t < topics_in.size(); ++t) {
+    auto& partitions_in = topics_in[t].get_structs("partition_data");
+    auto& partitions_out = topics_out[t].get_structs("partition_responses");
+    for (std::size_t p = 0; p < partitions_in.size(); ++p) {
+      if (auto log = append_to_partition(topics_in[t].get_string("name"), partitions_in[p], partitions_out[p])) {
+        produce.unflushed.push_back({std::move(log->first), log->second, t, p});
       }
     }
   }
-  if (work.size() == 1) {
-    produce_to_partition(*work[0].topic, *work[0].data, *work[0].response);
-  } else if (!work.empty()) {
-    // Partitions are independent and each append waits for its own fsync: appending them one
-    // after another would cost one fsync round trip per partition. One fiber each lets their
-    // writes and fsyncs overlap (the runtime syncs on a pool of IO threads).
-    Scope appends(env_.scheduler().current_scope(), "produce-partitions");
+  return produce;
+}
+
+std::optional<StructValue> Broker::produce_complete(ProduceInProgress& produce) {
+  StructValue& response = produce.response;
+  const auto await_one = [&](ProduceInProgress::Unflushed& item) {
+    auto flushed = item.log->await_flush_policy(item.last_offset);
+    if (flushed) return;
+    StructValue& out =
+        response.get_structs("responses")[item.topic].get_structs("partition_responses")[item.partition];
+    out.set("error_code", int_value(kafka_error_code(flushed.error())));
+    out.set("base_offset", int_value(-1));
+  };
+  if (produce.unflushed.size() == 1) {
+    await_one(produce.unflushed[0]);
+  } else if (!produce.unflushed.empty()) {
+    // Each partition's log syncs its own file: one fiber each lets those fsyncs overlap (the
+    // runtime runs them on a pool of IO threads) instead of costing one round trip apiece.
+    Scope waits(env_.scheduler().current_scope(), "produce-flushes");
     std::vector<std::shared_ptr<FiberDone>> done;
-    done.reserve(work.size());
-    for (const PartitionWork& item : work) {
-      done.push_back(appends.spawn("produce-partition", [this, item] {
-        produce_to_partition(*item.topic, *item.data, *item.response);
-      }));
+    done.reserve(produce.unflushed.size());
+    for (ProduceInProgress::Unflushed& item : produce.unflushed) {
+      done.push_back(waits.spawn("produce-flush", [&await_one, &item] { await_one(item); }));
     }
     for (const std::shared_ptr<FiberDone>& finished : done) env_.scheduler().join(*finished);
   }
+  // Consumers see records up to the high watermark, which the flushes just moved: long polls
+  // wake now rather than at their deadlines.
+  if (!produce.unflushed.empty()) topics_.notify_appended();
   // acks=0: the client expects no response at all (not even an error).
-  if (acks == 0) return std::nullopt;
-  return response;
+  if (produce.acks == 0) return std::nullopt;
+  return std::move(response);
 }
 
-void Broker::produce_to_partition(const std::string& topic, StructValue& partition_data,
-                                  StructValue& partition_response) {
+std::optional<std::pair<std::shared_ptr<storage::PartitionLog>, std::int64_t>> Broker::append_to_partition(
+    const std::string& topic, StructValue& partition_data, StructValue& partition_response) {
   const auto set_error = [&](std::int16_t code) {
     partition_response.set("error_code", int_value(code));
+    return std::nullopt;
   };
   const std::shared_ptr<Partition> partition =
       topics_.find(topic, static_cast<std::int32_t>(partition_data.get_int("index")));
@@ -116,13 +133,16 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
   Value& records = partition_data["records"];
   if (records.is_null() || records.as_bytes().empty()) return set_error(error::kInvalidRecord);
   Bytes& batch = records.as_bytes();
-  // Held across the append: a config change may swap the partition's log meanwhile.
-  const std::shared_ptr<storage::PartitionLog> log_held = partition->log;
+  // Held until the flush is awaited: a config change may swap the partition's log meanwhile.
+  std::shared_ptr<storage::PartitionLog> log_held = partition->log;
   storage::PartitionLog& log = *log_held;
   auto header = storage::validate_client_batch(batch, log.config().max_batch_bytes);
   if (!header) return set_error(storage::kafka_error_code(header.error()));
 
   // check_append → append → on_appended must not interleave with another batch of a producer.
+  // Not held through the flush: the producer's next batches may append (and share the fsync)
+  // meanwhile. A retry of a batch not yet durable is a duplicate here, and its answer waits for
+  // the original's flush like the original's does (await_flush_policy of its last offset).
   std::optional<LockGuard> producer_guard;
   if (header->has_producer()) {
     producer_guard.emplace(partition->idempotent_append_mutex);
@@ -131,24 +151,24 @@ void Broker::produce_to_partition(const std::string& topic, StructValue& partiti
       partition_response.set("error_code", int_value(error::kNone));
       partition_response.set("base_offset", int_value(check.original.offset_base));
       partition_response.set("log_start_offset", int_value(log.log_start_offset()));
-      return;
+      return std::pair{std::move(log_held), check.original.offset_last};
     }
     if (check.verdict != storage::ProducerVerdict::append)
       return set_error(check.kafka_error_code());
   }
-  auto appended = log.append(batch, kLeaderEpoch);
+  auto appended = log.append_unflushed(batch, kLeaderEpoch);
   if (!appended) return set_error(kafka_error_code(appended.error()));
   if (header->has_producer()) {
     auto stamped = storage::parse_batch_header(batch);
     assert(stamped.has_value() && stamped->base_offset == appended->base_offset);
     partition->producers.on_appended(*stamped, env_.clock().wall_ms());
   }
-  topics_.notify_appended();
   partition->traffic.bytes_in += batch.size();
   partition->traffic.records_in += static_cast<std::uint64_t>(std::max(header->records_count, 0));
   partition_response.set("error_code", int_value(error::kNone));
   partition_response.set("base_offset", int_value(appended->base_offset));
   partition_response.set("log_start_offset", int_value(log.log_start_offset()));
+  return std::pair{std::move(log_held), appended->last_offset};
 }
 
 // ---- Fetch ----

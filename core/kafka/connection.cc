@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
+#include <variant>
 
 #include "core/kafka/broker_metrics.h"
 #include "core/protocol/messages.h"
@@ -42,7 +44,17 @@ Encoded encode_response(const RequestHeader& header, const protocol::MessageSche
   return out;
 }
 
-Answer answer(Broker& broker, std::span<const std::byte> frame, const std::string& client_host, const Log& log) {
+// A request whose header and body decoded, with when its handling started.
+struct Decoded {
+  RequestHeader header;
+  const protocol::MessageSchema* schema = nullptr;
+  protocol::StructValue request;
+  Instant started{};
+};
+
+// Decodes one frame; an Answer instead when the frame is answered without a handler (KIP-511's
+// fallback) or ends the connection.
+std::variant<Decoded, Answer> decode(Broker& broker, std::span<const std::byte> frame, const Log& log) {
   ByteReader reader(frame);
   auto header = protocol::decode_request_header(reader);
   if (!header) {
@@ -77,21 +89,26 @@ Answer answer(Broker& broker, std::span<const std::byte> frame, const std::strin
               protocol::to_string(request.error()));
     return Answer::close_connection();
   }
-  const RequestContext context{.client_id = header->client_id.value_or(""), .client_host = client_host};
+  return Decoded{.header = std::move(*header), .schema = schema, .request = std::move(*request),
+                 .started = broker.env().now()};
+}
+
+// Counts a handled request (metrics, request log) and encodes its response.
+Answer finish(Broker& broker, const Decoded& decoded, const std::optional<protocol::StructValue>& response,
+              const std::string& client_id, const Log& log) {
   Env& env = broker.env();
-  const Instant started = env.now();
-  auto response = broker.handle(*header, *schema, *request, context);
-  ApiStats& stats = env.metrics().api(header->api_key);
+  const RequestHeader& header = decoded.header;
+  ApiStats& stats = env.metrics().api(header.api_key);
   ++stats.requests;
   const std::size_t errors = response ? count_error_codes(*response) : 0;
   if (errors > 0) ++stats.errors;
-  Answer reply = response ? Answer::send(encode_response(*header, *schema, header->api_version, *response))
+  Answer reply = response ? Answer::send(encode_response(header, *decoded.schema, header.api_version, *response))
                           : Answer::nothing();
-  const Duration took = env.now() - started;
+  const Duration took = env.now() - decoded.started;
   stats.latency.observe(took);
   if (broker.request_logging()) {
-    log.info("request api={} version={} correlation_id={} client_id={} took_us={} errors={}", schema->name,
-             header->api_version, header->correlation_id, context.client_id,
+    log.info("request api={} version={} correlation_id={} client_id={} took_us={} errors={}", decoded.schema->name,
+             header.api_version, header.correlation_id, client_id,
              std::chrono::duration_cast<std::chrono::microseconds>(took).count(), errors);
   }
   return reply;
@@ -114,11 +131,11 @@ class BudgetHold {
 // exempting them keeps metadata, heartbeats and small produces flowing while large requests wait.
 constexpr std::uint32_t kUnbudgetedRequestBytes = 64 * 1024;
 
-// Marks a connection busy (a request read and not yet answered) for its lifetime.
+// Marks a connection busy (a request read and not yet answered or handed on) for its lifetime.
 class BusyMark {
  public:
-  explicit BusyMark(ConnectionState& state) : state_(state) { state_.busy = true; }
-  ~BusyMark() { state_.busy = false; }
+  explicit BusyMark(ConnectionState& state) : state_(state) { state_.reading = true; }
+  ~BusyMark() { state_.reading = false; }
   BusyMark(const BusyMark&) = delete;
   BusyMark& operator=(const BusyMark&) = delete;
 
@@ -126,12 +143,75 @@ class BusyMark {
   ConnectionState& state_;
 };
 
-// One request/response exchange: false when the connection should end.
-bool serve_one_request(Broker& broker, Stream& stream, ConnectionState& state,
-                       const std::string& client_host, const Log& log) {
+// Produce requests one connection may have appended and not yet answered. Clients pipeline up to
+// max.in.flight (librdkafka and Java: 5); each waits for an fsync, and while it does the next
+// one's batches are appended and share it, instead of each request costing a sync round trip.
+constexpr std::size_t kProducePipelineDepth = 8;
+
+// The connection's pipeline of Produce answers: they are written in the order the requests were
+// read (tickets), by the fibers that await their flushes.
+struct Pipeline {
+  std::uint64_t next_ticket = 0;
+  std::uint64_t next_to_write = 0;
+  bool broken = false;  // a write failed: later answers are dropped and the connection ends
+  WaitQueue moved;      // notified whenever a ticket is written (or the pipeline breaks)
+};
+
+struct Connection {
+  Broker& broker;
+  Stream& stream;
+  ConnectionState& state;
+  std::string client_host;
+  Log log;
+  Pipeline pipeline;
+  Scope answers;  // the pipelined answers' fibers; after `pipeline`, so they go first
+
+  void wait_pipeline(std::size_t depth_below) {
+    while (state.pipelined >= depth_below && !pipeline.broken) pipeline.moved.wait(kNever);
+  }
+
+  // Stage two of a Produce, on its own fiber: awaits the flushes, then writes the answer in turn.
+  void answer_pipelined(Decoded decoded, Broker::ProduceInProgress produce, std::unique_ptr<BudgetHold> hold,
+                        std::string client_id) {
+    const std::uint64_t ticket = pipeline.next_ticket++;
+    ++state.pipelined;
+    answers.spawn("produce-answer", [this, ticket, decoded = std::move(decoded), produce = std::move(produce),
+                                     hold = std::move(hold), client_id = std::move(client_id)]() mutable {
+      struct Done {
+        Connection& connection;
+        ~Done() {
+          ++connection.pipeline.next_to_write;
+          --connection.state.pipelined;
+          connection.pipeline.moved.notify_all();
+          // Draining and nothing else in progress: the reader waits for a request it must not
+          // read, so the connection ends here.
+          if (connection.broker.draining() && !connection.state.busy()) connection.stream.close();
+        }
+      } done{*this};
+      const Answer reply = finish(broker, decoded, broker.produce_complete(produce), client_id, log);
+      while (pipeline.next_to_write != ticket) pipeline.moved.wait(kNever);
+      if (pipeline.broken || !reply.response) return;
+      const Env& env = broker.env();
+      if (!write_frame(stream, reply.response->body, env.deadline_after(broker.config().idle_timeout))) {
+        pipeline.broken = true;
+        stream.close();  // the reader ends on it
+      }
+      hold.reset();  // the budget comes back once the answer is out
+    });
+  }
+
+  // One request: false when the connection should end.
+  bool serve_one_request();
+};
+
+bool Connection::serve_one_request() {
   Env& env = broker.env();
   const BrokerConfig& config = broker.config();
   Semaphore& budget = broker.request_memory();
+  // At most kProducePipelineDepth answers outstanding before another request is read: TCP pushes
+  // back on the client meanwhile.
+  wait_pipeline(kProducePipelineDepth);
+  if (pipeline.broken || broker.draining()) return false;
   const Instant idle_deadline = env.deadline_after(config.idle_timeout);
   // A frame the whole budget cannot hold would wait forever: it is refused like an oversized one.
   const auto frame_bytes_max = static_cast<std::uint32_t>(
@@ -142,7 +222,8 @@ bool serve_one_request(Broker& broker, Stream& stream, ConnectionState& state,
     if (size.error() == NetError::reset) log.debug("closing: bad or oversized frame, or reset");
     return false;
   }
-  // From here until the response is written, a drain waits for this request (bounded).
+  // From here until the response is written (or handed to the pipeline), a drain waits for this
+  // request (bounded).
   const BusyMark busy(state);
   // Backpressure: wait, without reading the body (so TCP pushes back on the client), until the
   // budget covers this request; held until its response is written. Waiting holds nothing, so
@@ -153,11 +234,32 @@ bool serve_one_request(Broker& broker, Stream& stream, ConnectionState& state,
     log.debug("closing: no request memory for {} bytes within the idle timeout", charged);
     return false;
   }
-  const BudgetHold hold(budget, charged);
+  auto hold = std::make_unique<BudgetHold>(budget, charged);
   auto frame = read_frame_body(stream, *size, env.deadline_after(config.idle_timeout));
   if (!frame) return false;
-  const Answer reply = answer(broker, *frame, client_host, log);
-  if (reply.close) return false;
+  auto decoded = decode(broker, *frame, log);
+  if (auto* early = std::get_if<Answer>(&decoded)) {
+    if (early->close) return false;
+    wait_pipeline(1);  // answers go out in request order
+    return !pipeline.broken &&
+           write_frame(stream, early->response->body, env.deadline_after(config.idle_timeout)).has_value();
+  }
+  Decoded& request = std::get<Decoded>(decoded);
+  std::string client_id = request.header.client_id.value_or("");
+  if (request.header.api_key == protocol::api::kProduce) {
+    // Stage one here, in read order; stage two (flush, answer) on the pipeline, which keeps no
+    // copy of the records.
+    protocol::StructValue body = std::move(request.request);
+    Broker::ProduceInProgress produce = broker.produce_append(body);
+    answer_pipelined(std::move(request), std::move(produce), std::move(hold), std::move(client_id));
+    return true;
+  }
+  // Anything else runs alone, after every Produce read before it has been answered.
+  wait_pipeline(1);
+  if (pipeline.broken) return false;
+  const RequestContext context{.client_id = client_id, .client_host = client_host};
+  const auto response = broker.handle(request.header, *request.schema, request.request, context);
+  const Answer reply = finish(broker, request, response, client_id, log);
   if (!reply.response) return true;
   assert(reply.response->body.size() >= 4);  // at least the correlation id
   // Record batches of a Fetch go from the segment files to the socket (sendfile in the runtime).
@@ -169,11 +271,18 @@ bool serve_one_request(Broker& broker, Stream& stream, ConnectionState& state,
 }  // namespace
 
 void serve_connection(Broker& broker, Stream& stream, ConnectionState& state) {
-  const Log log = broker.env().log().with_component("conn " + stream.peer_address().to_string());
-  // Bounded by the connection's lifetime: every iteration answers one request or ends it.
-  const std::string client_host = "/" + stream.peer_address().host;
-  while (!broker.draining() && serve_one_request(broker, stream, state, client_host, log)) {
+  Connection connection{.broker = broker,
+                        .stream = stream,
+                        .state = state,
+                        .client_host = "/" + stream.peer_address().host,
+                        .log = broker.env().log().with_component("conn " + stream.peer_address().to_string()),
+                        .pipeline = {},
+                        .answers = Scope(broker.env().scheduler().current_scope(), "produce-pipeline")};
+  // Bounded by the connection's lifetime: every iteration reads one request or ends it.
+  while (!broker.draining() && connection.serve_one_request()) {
   }
+  // Pipelined answers still awaiting their flushes are written before the connection closes.
+  connection.wait_pipeline(1);
   stream.close();
 }
 

@@ -270,6 +270,14 @@ std::expected<void, LogError> PartitionLog::check_usable() const {
 }
 
 std::expected<AppendResult, LogError> PartitionLog::append(std::span<std::byte> batch, std::int32_t leader_epoch) {
+  auto appended = append_unflushed(batch, leader_epoch);
+  if (!appended) return appended;
+  if (auto flushed = maybe_flush_by_policy(appended->last_offset); !flushed) return std::unexpected(flushed.error());
+  return appended;
+}
+
+std::expected<AppendResult, LogError> PartitionLog::append_unflushed(std::span<std::byte> batch,
+                                                                     std::int32_t leader_epoch) {
   if (batch.size() > config_.max_batch_bytes) return std::unexpected(LogError::batch_too_large);
   auto parsed = parse_batch_header(batch);
   if (!parsed || parsed->size_bytes() != batch.size() || parsed->last_offset_delta < 0) {
@@ -297,7 +305,6 @@ std::expected<AppendResult, LogError> PartitionLog::append(std::span<std::byte> 
     if (!oldest_unflushed_at_) oldest_unflushed_at_ = now;
     result = AppendResult{header.base_offset, header.last_offset(), env_.clock().wall_ms()};
   }
-  if (auto flushed = maybe_flush_by_policy(result.last_offset); !flushed) return std::unexpected(flushed.error());
   return result;
 }
 

@@ -140,8 +140,17 @@ class PartitionLog {
   PartitionLog& operator=(const PartitionLog&) = delete;
 
   // Appends one batch already validated by validate_client_batch: stamps its base offset (the
-  // log end offset) and leader epoch in place, writes it, and (by default) waits until durable.
+  // log end offset) and leader epoch in place, writes it, and waits until it is as durable as the
+  // flush policy asks (flush.messages / flush.ms): append_unflushed, then await_flush_policy.
   std::expected<AppendResult, LogError> append(std::span<std::byte> batch, std::int32_t leader_epoch);
+  // The two halves of append(), for a caller that orders appends but overlaps their waits (a
+  // connection's pipelined Produce requests): the write, and the wait for the policy's flush of
+  // everything through `last_offset` (an fsync shared by every append waiting on it).
+  std::expected<AppendResult, LogError> append_unflushed(std::span<std::byte> batch,
+                                                          std::int32_t leader_epoch);
+  std::expected<void, LogError> await_flush_policy(std::int64_t last_offset) {
+    return maybe_flush_by_policy(last_offset);
+  }
   // Waits until every offset <= `offset` is durable (group commit). Offsets at or past the log
   // end wait for everything written so far.
   std::expected<void, LogError> flush_through(std::int64_t offset);

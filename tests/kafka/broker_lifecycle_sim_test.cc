@@ -23,69 +23,6 @@ namespace api = protocol::api;
 
 constexpr std::int16_t kNotCoordinator = 16;
 
-// One broker incarnation as the test sees it: the broker while it serves, and a stop request.
-struct Incarnation {
-  Broker* broker = nullptr;
-  Event stop_requested;
-  bool stopped = false;
-  Instant stop_started{};
-  Instant stop_finished{};
-};
-
-// A broker node that stops gracefully when asked (stop()), and a client host.
-class LifecycleWorld {
- public:
-  explicit LifecycleWorld(std::function<void(BrokerConfig&)> configure = {}) : world_(7) {
-    node_ = world_.add_node("broker", [this, configure](Env& env) {
-      auto incarnation = std::make_shared<Incarnation>();
-      current_ = incarnation;
-      BrokerConfig config;
-      config.data_dir = "/data";
-      config.advertised = Address{"broker", kPort};
-      if (configure) configure(config);
-      Broker broker(env, config);
-      ASSERT_TRUE(broker.open().has_value());
-      ASSERT_TRUE(broker.serve(Address{"0.0.0.0", kPort}).has_value());
-      incarnation->broker = &broker;
-      incarnation->stop_requested.wait();
-      incarnation->stop_started = env.now();
-      broker.stop();
-      incarnation->stop_finished = env.now();
-      incarnation->stopped = true;
-      incarnation->broker = nullptr;
-      Event never;
-      never.wait();
-    });
-    client_net_ = &world_.network().add_host("client");
-    wait_serving();
-  }
-
-  sim::SimWorld& world() { return world_; }
-  Incarnation& current() { return *current_; }
-  Broker& broker() { return *current_->broker; }
-  std::unique_ptr<Stream> connect() {
-    auto stream = client_net_->connect(Address{"broker", kPort}, kTestDeadline);
-    EXPECT_TRUE(stream.has_value());
-    return stream ? std::move(*stream) : nullptr;
-  }
-  void restart() {
-    world_.crash(node_);
-    world_.restart(node_);
-    wait_serving();
-  }
-
- private:
-  void wait_serving() {
-    world_.run_for(milliseconds(10));
-    ASSERT_TRUE(world_.run_until([this] { return current_ && current_->broker != nullptr; }));
-  }
-
-  sim::SimWorld world_;
-  sim::NodeId node_{};
-  Net* client_net_ = nullptr;
-  std::shared_ptr<Incarnation> current_;
-};
-
 // The exposition as "name{labels}" -> value, checking every line's shape on the way: comments are
 // HELP or TYPE, samples are `name[{labels}] value`, and each family's TYPE comes before its samples.
 std::map<std::string, double> parse_exposition(const std::string& text) {
