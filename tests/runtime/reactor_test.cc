@@ -66,11 +66,12 @@ TEST(EpollReactor, wait_returns_false_only_after_shutdown_with_nothing_registere
 TEST(EpollReactor, post_from_another_thread_wakes_a_blocked_wait) {
   EpollReactor reactor;
   std::atomic<bool> ran = false;
+  // Before the thread starts: taken after, a descheduled main thread could read it late.
+  const Instant start = reactor.now();
   std::thread poster([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     reactor.post([&] { ran = true; });
   });
-  const Instant start = reactor.now();
   // No timer at all: only the post can end this wait.
   while (!ran) EXPECT_TRUE(reactor.wait(std::nullopt));
   poster.join();
