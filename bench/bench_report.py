@@ -396,8 +396,8 @@ def write_report(results, out_dir):
              "* Latency (workload 5) is open loop: message i is due at start + i/rate and its latency counts from "
              "then, so stalls are not hidden by a slowed-down sender (coordinated omission). End-to-end = due time "
              "to arrival at a consumer in the same process (librdkafka consumer, XREAD BLOCK, ordered push consumer).",
-             f"* Sluice not durable syncs every {settings['nondurable_flush_ms']} ms (flush.ms) and only then advances the high "
-             "watermark: consumers see data only once it is durable, so its non-durable end-to-end latency is the flush interval.",
+             f"* Sluice not durable syncs every {settings['nondurable_flush_ms']} ms (flush.ms); as in Kafka, what it "
+             "acknowledges is readable at once, before the sync.",
              "* The mock cluster keeps only the last few MB of each partition, less than a consumer can keep up with at its "
              "rates: its workload-5 rows have ack latency only, and it is not in workload 4.",
              "", "Durability modes:", ""]

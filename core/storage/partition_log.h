@@ -7,8 +7,11 @@
 //   log_start_offset     checkpoint: magic u32 | offset i64 | crc32c u32 (written tmp+sync+rename)
 //   clean_shutdown       marker written by close(): magic u32 | end offset i64 | segments u32 | crc32c u32
 //
-// Offsets: log_start_offset <= high_watermark == durable_end_offset <= log_end_offset. One broker,
-// acks=all: a batch is visible to consumers once it is durable.
+// Offsets: log_start_offset <= durable_end_offset <= log_end_offset, and the high watermark (what
+// consumers may read) is the durable end when every append is flushed (flush_messages = 1, the
+// default): a record a consumer saw survives any crash. A log that opted out of per-append
+// durability (flush_messages > 1) shows its log end, as Kafka does with one replica: records are
+// readable once acknowledged, and a machine crash may lose an unflushed tail consumers have read.
 //
 // Durability: by default (flush_messages = 1) append() returns only after its batch is durable.
 // Concurrent appenders share fdatasyncs (group commit): a flush that starts while another runs
@@ -186,7 +189,9 @@ class PartitionLog {
   std::int64_t log_start_offset() const { return log_start_offset_; }
   std::int64_t log_end_offset() const { return log_end_offset_; }
   std::int64_t durable_end_offset() const { return durable_end_offset_; }
-  std::int64_t high_watermark() const { return durable_end_offset_; }
+  std::int64_t high_watermark() const {
+    return config_.flush_messages == 1 ? durable_end_offset_ : log_end_offset_;
+  }
   std::uint64_t corrupt_batches_found() const { return stats_.corrupt_batches_found; }
   const LogStats& stats() const { return stats_; }
   const LogConfig& config() const { return config_; }

@@ -237,6 +237,31 @@ TEST_F(BrokerSimTest, fetch_long_poll_is_woken_by_an_append) {
   }));
 }
 
+// flush.messages > 1 opts out of per-append durability: what is acknowledged is readable at once
+// (Kafka with one replica), not after the next flush.ms flush as it would be for a durable topic.
+TEST(BrokerSimVisibilityTest, a_topic_not_flushed_per_append_serves_acknowledged_records_at_once) {
+  BrokerWorld broker([](BrokerConfig& config) {
+    config.log.flush_messages = 1'000'000;
+    config.log.flush_ms = 60'000;
+  });
+  ASSERT_TRUE(broker.run([&] {
+    auto consumer = broker.connect();
+    auto producer = broker.connect();
+    send(*producer, protocol::api::kMetadata, 4, 1, metadata_request("lazy"));
+    ASSERT_TRUE(receive(*producer, protocol::api::kMetadata, 4, 1, false).has_value());
+    const Instant started = broker.world().now();
+    send(*consumer, protocol::api::kFetch, 11, 2, fetch_request("lazy", 0, 10'000));
+    send(*producer, protocol::api::kProduce, 7, 3, produce_request("lazy", 1, batch_of({"now"})));
+    ASSERT_TRUE(receive(*producer, protocol::api::kProduce, 7, 3, false).has_value());
+    auto fetched = receive(*consumer, protocol::api::kFetch, 11, 2, false);
+    ASSERT_TRUE(fetched.has_value());
+    EXPECT_LT(broker.world().now() - started, milliseconds(100));
+    const StructValue& data = fetched->get_structs("responses").at(0).get_structs("partitions").at(0);
+    EXPECT_EQ(data.get_int("high_watermark"), 1);
+    EXPECT_FALSE(data["records"].as_bytes().empty());
+  }));
+}
+
 TEST_F(BrokerSimTest, produce_with_acks_zero_sends_no_response) {
   ASSERT_TRUE(run_in_fiber(world_, [&] {
     auto stream = connect();

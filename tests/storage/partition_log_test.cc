@@ -101,12 +101,12 @@ TEST(PartitionLog, read_never_passes_the_upper_bound_and_rejects_offsets_out_of_
   node.run([&] {
     std::vector<std::vector<std::byte>> stored;
     for (int i = 0; i < 3; ++i) stored.push_back(append_copy(*log, make_batch(2, 10, kTimestampMs)));
-    EXPECT_EQ(log->high_watermark(), 0);
-    auto none = log->read(0, 1 << 20, log->high_watermark());
+    EXPECT_EQ(log->durable_end_offset(), 0);
+    auto none = log->read(0, 1 << 20, 0);
     ASSERT_TRUE(none);
     EXPECT_EQ(none->batch_count, 0u);
     ASSERT_TRUE(log->flush_through(3));
-    EXPECT_EQ(log->high_watermark(), 6);
+    EXPECT_EQ(log->durable_end_offset(), 6);
     auto bounded = log->read(0, 1 << 20, 4);
     ASSERT_TRUE(bounded);
     EXPECT_EQ(bounded->bytes, concat(stored, 0, 2));
@@ -115,6 +115,30 @@ TEST(PartitionLog, read_never_passes_the_upper_bound_and_rejects_offsets_out_of_
     EXPECT_EQ(at_end->batch_count, 0u);
     EXPECT_EQ(log->read(7, 1 << 20, 6).error(), LogError::offset_out_of_range);
     EXPECT_EQ(log->read(-1, 1 << 20, 6).error(), LogError::offset_out_of_range);
+  });
+}
+
+TEST(PartitionLog, the_high_watermark_waits_for_durability_only_when_every_append_is_flushed) {
+  LogNode node(6);
+  LogConfig lazy;
+  lazy.flush_messages = 1000;
+  auto durable_log = open_log(node, LogConfig{}, "/durable");
+  auto lazy_log = open_log(node, lazy, "/lazy");
+  node.run([&] {
+    for (PartitionLog* log : {durable_log.get(), lazy_log.get()}) {
+      auto batch = make_batch(3, 10, kTimestampMs);
+      ASSERT_TRUE(log->append_unflushed(batch, 1));
+      EXPECT_EQ(log->log_end_offset(), 3);
+      EXPECT_EQ(log->durable_end_offset(), 0);
+    }
+    // flush.messages=1: readable once durable, so nothing a consumer saw is lost in a crash.
+    EXPECT_EQ(durable_log->high_watermark(), 0);
+    ASSERT_TRUE(durable_log->await_flush_policy(2));
+    EXPECT_EQ(durable_log->high_watermark(), 3);
+    // flush.messages>1 (not durable per append): readable at once, as Kafka with one replica.
+    EXPECT_EQ(lazy_log->high_watermark(), 3);
+    ASSERT_TRUE(lazy_log->await_flush_policy(2));
+    EXPECT_EQ(lazy_log->durable_end_offset(), 0);
   });
 }
 

@@ -90,10 +90,11 @@ inline std::vector<std::byte> make_batch(int records, std::size_t value_bytes, s
 }
 
 // Opens the log (in a node fiber), failing the test on error.
-inline std::unique_ptr<PartitionLog> open_log(LogNode& node, const LogConfig& config) {
+inline std::unique_ptr<PartitionLog> open_log(LogNode& node, const LogConfig& config,
+                                             std::string_view directory = kLogDirectory) {
   std::unique_ptr<PartitionLog> log;
   EXPECT_TRUE(node.run([&] {
-    auto opened = PartitionLog::open(node.env(), std::string(kLogDirectory), config);
+    auto opened = PartitionLog::open(node.env(), std::string(directory), config);
     EXPECT_TRUE(opened.has_value()) << (opened ? "" : to_string(opened.error()));
     if (opened) log = std::move(*opened);
   }));
