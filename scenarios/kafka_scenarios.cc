@@ -76,6 +76,10 @@ ScenarioResult run_rebalance_storm(const ScenarioOptions& options) {
   spec.producers = 2;
   spec.consumers = 4;
   spec.consumer_faults = true;  // crashes and pauses past the session timeout; the swarm clogs
+  // Dynamic members back from a stall send stale commits (the Java client's way): the
+  // coordinator must fence them. (A static member may stay in a group across a rebalance it
+  // missed, so static_membership keeps librdkafka's session check: see sim_consumer.h.)
+  spec.java_like_consumers = true;
   return run_kafka_workload(options, spec);
 }
 

@@ -196,6 +196,7 @@ clients::SimConsumerConfig consumer_config(const KafkaWorkloadSpec& spec, int in
   config.heartbeat_interval = seconds(1);
   config.request_timeout = seconds(5);
   config.fetch_wait_max = milliseconds(200);
+  config.session_check = !spec.java_like_consumers;
   return config;
 }
 

@@ -44,6 +44,9 @@ struct KafkaWorkloadSpec {
   // timeout) and pause (past the session timeout or not).
   bool consumer_faults = false;
   Duration session_timeout = seconds(6);
+  // Consumers without librdkafka's client-side session check (SimConsumerConfig::session_check),
+  // as the Java client: after a stall they commit under their old generation first.
+  bool java_like_consumers = false;
 };
 
 ScenarioResult run_kafka_workload(const ScenarioOptions& options, const KafkaWorkloadSpec& spec);

@@ -1019,7 +1019,7 @@ void SimConsumer::Instance::revoke(const TopicPartitions& partitions, std::int32
 }
 
 bool SimConsumer::Instance::expire_session_if_due() {
-  if (!session_expires_at_ || env_.now() < *session_expires_at_) return false;
+  if (!config_.session_check || !session_expires_at_ || env_.now() < *session_expires_at_) return false;
   if (state_ != MemberState::stable && owned_.empty()) return false;
   log().debug("{}: session timed out (no coordinator answer for {} ms): assignment lost",
               config_.process, milliseconds_of(config_.session_timeout));

@@ -83,6 +83,10 @@ struct SimConsumerConfig {
   Duration fetch_wait_max = milliseconds(500);
   std::int32_t fetch_bytes_max = 1024 * 1024;
   std::int32_t partition_fetch_bytes_max = 256 * 1024;
+  // librdkafka's client-side session check (see SimConsumer::Instance): true. false: as the Java
+  // consumer, a member back from a stall keeps its generation until the coordinator refuses it,
+  // so its first commits carry the stale generation (the coordinator's fencing must catch them).
+  bool session_check = true;
 };
 
 class SimConsumer {
