@@ -110,8 +110,9 @@ std::expected<Address, NetError> Broker::serve(const Address& listen) {
                       [this](storage::PartitionLog& log) { return enforce_retention(log); });
   });
   scope_->spawn("kafka-flush", [this] {
-    housekeeping_loop("flush.ms", config_.flush_check_interval,
-                      [](storage::PartitionLog& log) { return log.flush_if_due(); });
+    housekeeping_loop(
+        "flush", config_.flush_check_interval,
+        [](storage::PartitionLog& log) { return log.flush_if_due(); }, &flush_wanted_);
   });
   groups_->start(*scope_);
   return listener_->local_address();
@@ -187,10 +188,16 @@ void Broker::accept_loop() {
   }
 }
 
-void Broker::housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step) {
+void Broker::housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step,
+                               Event* wake) {
   // Ends when scope_ is torn down (stop() or destruction) while sleeping or in a step.
   for (;;) {
-    this_fiber::sleep_for(interval);
+    if (wake != nullptr) {
+      wake->wait(env_.deadline_after(interval));
+      wake->reset();
+    } else {
+      this_fiber::sleep_for(interval);
+    }
     // A snapshot: topics may be created or deleted while a partition's IO suspends this fiber.
     for (const std::shared_ptr<Partition>& partition : topics_.all_partitions()) {
       // Held: a config change may swap the partition's log meanwhile.

@@ -169,10 +169,12 @@ class Broker {
   void accept_loop();
   // stop()'s first half: see stop().
   void drain();
-  // Every `interval`, `step` on every partition's log (retention; the flush.ms bound).
+  // Every `interval` (and whenever `wake` is set), `step` on every partition's log (retention;
+  // the flush policy of logs not flushed per append).
   using HousekeepingStep =
       std::function<std::expected<void, storage::LogError>(storage::PartitionLog&)>;
-  void housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step);
+  void housekeeping_loop(std::string_view task, Duration interval, HousekeepingStep step,
+                         Event* wake = nullptr);
   std::expected<void, storage::LogError> enforce_retention(storage::PartitionLog& log);
 
   protocol::StructValue handle_metadata(std::int16_t version, const protocol::StructValue& request);
@@ -257,6 +259,9 @@ class Broker {
   std::uint64_t next_connection_serial_ = 0;
   WaitQueue connection_closed_;  // notified as each connection ends (drain waits here)
   bool draining_ = false;
+  // Set when an append finds a lazy log's flush policy due (flush.messages > 1): the flush
+  // fiber syncs it, so no Produce answer waits for a flush its topic did not ask to wait for.
+  Event flush_wanted_;
   Semaphore request_memory_;
   // Non-transactional producer ids: counted from a start chosen at open() (wall-clock
   // milliseconds × 1000, so a restarted broker does not hand out ids it gave before; not

@@ -90,6 +90,14 @@ Broker::ProduceInProgress Broker::produce_append(StructValue& request) {
 
 std::optional<StructValue> Broker::produce_complete(ProduceInProgress& produce) {
   StructValue& response = produce.response;
+  const bool appended = !produce.unflushed.empty();
+  // A topic not flushed per append (flush.messages > 1) acknowledges at once; a flush its policy
+  // asks for runs on the flush fiber instead of holding this answer (and those behind it).
+  std::erase_if(produce.unflushed, [this](const ProduceInProgress::Unflushed& item) {
+    if (item.log->config().flush_messages == 1) return false;
+    if (item.log->flush_due()) flush_wanted_.set();
+    return true;
+  });
   const auto await_one = [&](ProduceInProgress::Unflushed& item) {
     auto flushed = item.log->await_flush_policy(item.last_offset);
     if (flushed) return;
@@ -111,9 +119,9 @@ std::optional<StructValue> Broker::produce_complete(ProduceInProgress& produce) 
     }
     for (const std::shared_ptr<FiberDone>& finished : done) env_.scheduler().join(*finished);
   }
-  // Consumers see records up to the high watermark, which the flushes just moved: long polls
-  // wake now rather than at their deadlines.
-  if (!produce.unflushed.empty()) topics_.notify_appended();
+  // Consumers see records up to the high watermark, which the appends (lazy logs) or the
+  // flushes just moved: long polls wake now rather than at their deadlines.
+  if (appended) topics_.notify_appended();
   // acks=0: the client expects no response at all (not even an error).
   if (produce.acks == 0) return std::nullopt;
   return std::move(response);

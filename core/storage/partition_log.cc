@@ -409,9 +409,14 @@ std::expected<void, LogError> PartitionLog::maybe_flush_by_policy(std::int64_t l
   return flush_through(last_offset);
 }
 
+bool PartitionLog::flush_due() const {
+  if (!oldest_unflushed_at_) return false;
+  if (config_.flush_messages > 1 && unflushed_messages_ >= config_.flush_messages) return true;
+  return config_.flush_ms >= 0 && env_.now() - *oldest_unflushed_at_ >= milliseconds(config_.flush_ms);
+}
+
 std::expected<void, LogError> PartitionLog::flush_if_due() {
-  if (config_.flush_ms < 0 || !oldest_unflushed_at_) return {};
-  if (env_.now() - *oldest_unflushed_at_ < milliseconds(config_.flush_ms)) return {};
+  if (!flush_due()) return {};
   return flush_through(log_end_offset_ - 1);
 }
 

@@ -157,8 +157,10 @@ class PartitionLog {
   // Waits until every offset <= `offset` is durable (group commit). Offsets at or past the log
   // end wait for everything written so far.
   std::expected<void, LogError> flush_through(std::int64_t offset);
-  // Applies the flush_ms bound: flushes when the oldest unflushed append is old enough.
+  // Applies the flush policy's bounds (flush_ms; flush_messages when > 1): flushes when due.
   std::expected<void, LogError> flush_if_due();
+  // Whether the flush policy's count or time bound is reached (something unflushed is due).
+  bool flush_due() const;
 
   // Whole batches from the one containing `offset`, up to max_bytes (the first batch always
   // whole), none reaching `upper_bound` (pass the high watermark). Empty at or past upper_bound.

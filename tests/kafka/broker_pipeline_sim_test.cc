@@ -233,6 +233,33 @@ TEST(BrokerPipelineSimTest, a_client_gone_mid_pipeline_leaves_no_connection_and_
   }));
 }
 
+// flush.messages > 1: a request that makes the policy's flush due is answered without waiting
+// for it (nor are the requests behind it); the flush fiber runs the sync.
+TEST(BrokerPipelineSimTest, a_flush_due_on_a_lazy_topic_runs_beside_the_answers_not_before_them) {
+  LifecycleWorld world([](BrokerConfig& config) {
+    config.log.flush_messages = 4;
+    config.flush_check_interval = seconds(60);  // only the wake-up can start it soon
+  });
+  slow_syncs(world, milliseconds(100));
+  ASSERT_TRUE(sim::testing::run_in_fiber(world.world(), [&] {
+    auto stream = world.connect();
+    send(*stream, api::kMetadata, 4, 1, metadata_request("lazy"));
+    ASSERT_TRUE(receive(*stream, api::kMetadata, 4, 1, false).has_value());
+    const storage::PartitionLog& log = *world.broker().topics().find("lazy", 0)->log;
+    const Instant started = world.world().now();
+    for (int i = 0; i < 8; ++i) {
+      send(*stream, api::kProduce, kProduceVersion, 10 + i, produce_to("lazy", 0, batch_of("l"), 1));
+      auto produced = receive(*stream, api::kProduce, kProduceVersion, 10 + i, false);
+      ASSERT_TRUE(produced.has_value());
+      EXPECT_EQ(partition_answer(*produced).get_int("base_offset"), i);
+    }
+    EXPECT_LT(world.world().now() - started, milliseconds(10));  // no 100 ms sync in the way
+    EXPECT_EQ(log.durable_end_offset(), 0);
+    this_fiber::sleep_for(milliseconds(500));
+    EXPECT_GE(log.durable_end_offset(), 4);  // the fiber flushed once the count was reached
+  }));
+}
+
 TEST(BrokerPipelineSimTest, a_graceful_stop_answers_every_pipelined_produce_before_closing) {
   LifecycleWorld world;
   slow_syncs(world, milliseconds(100));
