@@ -357,10 +357,7 @@ int consume(LoadOptions options, const KafkaOptions& kafka) {
       },
       [&] { return result.consumed >= expected; });
   stop_consumer(*consumer);
-  options.end_to_end = true;  // so report() checks consumed == stored
-  const double elapsed_s = static_cast<double>(result.last_ack_ns - result.first_send_ns) / 1e9;
-  return report("sluice-kafka-load", options, result,
-                {{"mode", "consume"}, {"consumed_mb_per_s", elapsed_s > 0 ? static_cast<double>(bytes) / elapsed_s / 1e6 : 0}});
+  return report_consume("sluice-kafka-load", options, result, bytes);
 }
 
 }  // namespace

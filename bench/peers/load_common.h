@@ -327,4 +327,18 @@ inline int report(const char* tool, const LoadOptions& options, const RunResult&
   return ok ? kExitOk : kExitFailure;
 }
 
+// A consume run's report: it reads back everything stored (so report() checks consumed ==
+// stored) and adds the read rate, `bytes` of message values from first send to last read.
+inline int report_consume(const char* tool, LoadOptions options, const RunResult& result,
+                          std::uint64_t bytes) {
+  options.end_to_end = true;
+  const double elapsed_s =
+      result.last_ack_ns > result.first_send_ns
+          ? static_cast<double>(result.last_ack_ns - result.first_send_ns) / 1e9
+          : 0;
+  return report(tool, options, result,
+                {{"mode", "consume"},
+                 {"consumed_mb_per_s", elapsed_s > 0 ? static_cast<double>(bytes) / elapsed_s / 1e6 : 0}});
+}
+
 }  // namespace sluice::bench

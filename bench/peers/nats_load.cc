@@ -307,10 +307,7 @@ int consume(LoadOptions options, const NatsOptions& nats) {
     bytes += reader->bytes.load(std::memory_order_acquire);
     result.last_ack_ns = std::max(result.last_ack_ns, reader->last_ns.load(std::memory_order_acquire));
   }
-  options.end_to_end = true;  // so report() checks consumed == stored
-  const double elapsed_s = static_cast<double>(result.last_ack_ns - result.first_send_ns) / 1e9;
-  return report("sluice-nats-load", options, result,
-                {{"mode", "consume"}, {"consumed_mb_per_s", elapsed_s > 0 ? static_cast<double>(bytes) / elapsed_s / 1e6 : 0}});
+  return report_consume("sluice-nats-load", options, result, bytes);
 }
 
 }  // namespace
