@@ -272,7 +272,7 @@ std::expected<void, LogError> PartitionLog::check_usable() const {
 std::expected<AppendResult, LogError> PartitionLog::append(std::span<std::byte> batch, std::int32_t leader_epoch) {
   auto appended = append_unflushed(batch, leader_epoch);
   if (!appended) return appended;
-  if (auto flushed = maybe_flush_by_policy(appended->last_offset); !flushed) return std::unexpected(flushed.error());
+  if (auto flushed = await_flush_policy(appended->last_offset); !flushed) return std::unexpected(flushed.error());
   return appended;
 }
 
@@ -393,7 +393,7 @@ std::expected<void, LogError> PartitionLog::flush_through(std::int64_t offset) {
   return sync_through_generation(write_generation_);
 }
 
-std::expected<void, LogError> PartitionLog::maybe_flush_by_policy(std::int64_t last_offset) {
+std::expected<void, LogError> PartitionLog::await_flush_policy(std::int64_t last_offset) {
   if (env_.bug("storage_ack_before_fsync")) {
     // The canary bug: acknowledge and expose the batch before anything made it durable.
     durable_end_offset_ = log_end_offset_;

@@ -151,9 +151,7 @@ class PartitionLog {
   // everything through `last_offset` (an fsync shared by every append waiting on it).
   std::expected<AppendResult, LogError> append_unflushed(std::span<std::byte> batch,
                                                           std::int32_t leader_epoch);
-  std::expected<void, LogError> await_flush_policy(std::int64_t last_offset) {
-    return maybe_flush_by_policy(last_offset);
-  }
+  std::expected<void, LogError> await_flush_policy(std::int64_t last_offset);
   // Waits until every offset <= `offset` is durable (group commit). Offsets at or past the log
   // end wait for everything written so far.
   std::expected<void, LogError> flush_through(std::int64_t offset);
@@ -216,7 +214,6 @@ class PartitionLog {
   bool should_roll(std::size_t batch_bytes, std::int64_t batch_offsets);
   std::expected<void, LogError> roll();
   std::expected<void, LogError> sync_through_generation(std::uint64_t generation);
-  std::expected<void, LogError> maybe_flush_by_policy(std::int64_t last_offset);
   // Index of the segment whose offset range holds `offset`; segments_.size() if none.
   std::size_t segment_index_of(std::int64_t offset) const;
   std::expected<void, LogError> advance_log_start(std::int64_t offset);
