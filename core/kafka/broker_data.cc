@@ -94,7 +94,7 @@ std::optional<StructValue> Broker::produce_complete(ProduceInProgress& produce) 
   // A topic not flushed per append (flush.messages > 1) acknowledges at once; a flush its policy
   // asks for runs on the flush fiber instead of holding this answer (and those behind it).
   std::erase_if(produce.unflushed, [this](const ProduceInProgress::Unflushed& item) {
-    if (item.log->config().flush_messages == 1) return false;
+    if (item.log->durable_per_append()) return false;
     if (item.log->flush_due()) flush_wanted_.set();
     return true;
   });

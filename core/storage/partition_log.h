@@ -190,8 +190,10 @@ class PartitionLog {
   std::int64_t log_end_offset() const { return log_end_offset_; }
   std::int64_t durable_end_offset() const { return durable_end_offset_; }
   std::int64_t high_watermark() const {
-    return config_.flush_messages == 1 ? durable_end_offset_ : log_end_offset_;
+    return durable_per_append() ? durable_end_offset_ : log_end_offset_;
   }
+  // flush_messages = 1: every append waits for its fsync (see the offsets note above).
+  bool durable_per_append() const { return config_.flush_messages == 1; }
   std::uint64_t corrupt_batches_found() const { return stats_.corrupt_batches_found; }
   const LogStats& stats() const { return stats_; }
   const LogConfig& config() const { return config_; }
