@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 #if defined(SLUICE_ASAN)
 #include <sanitizer/asan_interface.h>
@@ -56,6 +57,60 @@ constexpr std::uint32_t kStepsBetweenPolls = 64;
 
 }  // namespace
 
+// Lends fiber stacks (guard page below, as protected_fixedsize_stack maps them) and keeps up to
+// `cached_max` returned ones for reuse. Single-threaded like its scheduler.
+class StackPool {
+ public:
+  StackPool(std::size_t stack_size, std::size_t cached_max)
+      : allocator_(stack_size), cached_max_(cached_max) {}
+  ~StackPool() {
+    for (context::stack_context& stack : cached_) allocator_.deallocate(stack);
+  }
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+
+  context::stack_context take() {
+    if (cached_.empty()) {
+      ++mapped_;
+      return allocator_.allocate();
+    }
+    context::stack_context stack = cached_.back();
+    cached_.pop_back();
+    return stack;
+  }
+  void give_back(context::stack_context& stack) {
+    if (cached_.size() < cached_max_) {
+      cached_.push_back(stack);
+    } else {
+      allocator_.deallocate(stack);
+    }
+  }
+  std::uint64_t mapped() const { return mapped_; }
+  std::size_t cached() const { return cached_.size(); }
+
+ private:
+  context::protected_fixedsize_stack allocator_;
+  std::size_t cached_max_;
+  std::vector<context::stack_context> cached_;
+  std::uint64_t mapped_ = 0;
+};
+
+namespace {
+
+// The StackAllocator Boost.Context keeps inside a fiber: hands the stack back to the pool when
+// the fiber's context is destroyed.
+class PooledStack {
+ public:
+  explicit PooledStack(StackPool& pool) : pool_(&pool) {}
+  context::stack_context allocate() { return pool_->take(); }
+  void deallocate(context::stack_context& stack) noexcept { pool_->give_back(stack); }
+
+ private:
+  StackPool* pool_;
+};
+
+}  // namespace
+
 enum class FiberState : std::uint8_t { not_started, runnable, running, waiting, done };
 
 struct Fiber {
@@ -78,7 +133,12 @@ struct Fiber {
 };
 
 Scheduler::Scheduler(Reactor& reactor, SchedulerOptions options)
-    : reactor_(reactor), options_(options) {}
+    : reactor_(reactor),
+      options_(options),
+      stacks_(std::make_unique<StackPool>(options.stack_size_bytes, options.stacks_cached_max)) {}
+
+std::uint64_t Scheduler::stacks_mapped() const { return stacks_->mapped(); }
+std::size_t Scheduler::stacks_cached() const { return stacks_->cached(); }
 
 Scheduler::~Scheduler() {
   if (!fibers_.empty()) {
@@ -135,14 +195,15 @@ std::shared_ptr<FiberDone> Scheduler::spawn(Scope& scope, std::string name,
   raw->done = std::make_shared<FiberDone>();
   if (scope.cancelled()) raw->cancel_requested = true;
 
-  context::protected_fixedsize_stack allocator(options_.stack_size_bytes);
+  PooledStack allocator(*stacks_);
   context::stack_context stack = allocator.allocate();
   raw->stack_size = stack.size;
   raw->stack_bottom = static_cast<char*>(stack.sp) - stack.size;
 #if defined(SLUICE_ASAN)
   // A finished fiber never returns from its outermost frames (it switches away), so their
-  // redzones stay poisoned; when mmap hands the same addresses to a new stack, that stale poison
-  // reads as a stack-buffer-overflow. A new stack starts clean.
+  // redzones stay poisoned; when a reused stack (or one mmap hands back at the same addresses)
+  // serves a new fiber, that stale poison reads as a stack-buffer-overflow. A new fiber's stack
+  // starts clean.
   __asan_unpoison_memory_region(raw->stack_bottom, raw->stack_size);
 #endif
   raw->continuation = context::fiber(

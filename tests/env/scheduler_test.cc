@@ -307,6 +307,54 @@ TEST_F(SchedulerTest, stale_ticket_does_not_wake_a_later_wait) {
   EXPECT_EQ(now_ms(), 10);
 }
 
+TEST_F(SchedulerTest, finished_fibers_stacks_serve_later_fibers) {
+  Scope scope(scheduler, "test");
+  // One at a time: each fiber finishes before the next is spawned, so one stack serves all.
+  for (int i = 0; i < 100; ++i) {
+    scope.spawn("short", [this, i] {
+      char frame[512];
+      frame[0] = static_cast<char>(i);  // touch the reused stack
+      events.push_back(std::to_string(frame[0]));
+    });
+    scheduler.run();
+  }
+  EXPECT_EQ(events.size(), 100u);
+  EXPECT_EQ(scheduler.stacks_mapped(), 1u);
+  EXPECT_EQ(scheduler.stacks_cached(), 1u);
+  // Ten alive at once need ten stacks; the cache keeps them all, so the next ten map none.
+  for (int round = 0; round < 2; ++round) {
+    Event release;
+    for (int i = 0; i < 10; ++i) scope.spawn("waiter", [&release] { release.wait(); });
+    scheduler.run();
+    EXPECT_EQ(scheduler.live_fibers(), 10u);
+    release.set();
+    scheduler.run();
+  }
+  EXPECT_EQ(scheduler.stacks_mapped(), 10u);
+  EXPECT_EQ(scheduler.stacks_cached(), 10u);
+}
+
+TEST(SchedulerStackCacheTest, cache_is_bounded) {
+  sim::SimReactor reactor;
+  Scheduler scheduler(reactor, SchedulerOptions{.stacks_cached_max = 3});
+  Scope scope(scheduler, "test");
+  Event release;
+  for (int i = 0; i < 8; ++i) scope.spawn("waiter", [&release] { release.wait(); });
+  scheduler.run();
+  release.set();
+  scheduler.run();
+  EXPECT_EQ(scheduler.stacks_mapped(), 8u);
+  EXPECT_EQ(scheduler.stacks_cached(), 3u);  // the other five were unmapped
+  Event hold;
+  for (int i = 0; i < 4; ++i) scope.spawn("again", [&hold] { hold.wait(); });
+  scheduler.run();
+  EXPECT_EQ(scheduler.stacks_mapped(), 9u);  // three from the cache, one new
+  EXPECT_EQ(scheduler.stacks_cached(), 0u);
+  hold.set();
+  scheduler.run();
+  EXPECT_EQ(scheduler.stacks_cached(), 3u);
+}
+
 TEST_F(SchedulerTest, trace_hash_is_a_function_of_the_schedule) {
   auto run_program = [](int sleep_ms) {
     sim::SimReactor reactor;
