@@ -155,6 +155,26 @@ std::expected<void, DiskError> RuntimeFile::truncate(std::uint64_t size_bytes) {
   return {};
 }
 
+std::expected<void, DiskError> RuntimeFile::allocate(std::uint64_t offset, std::uint64_t length) {
+  if (!fd_.valid()) return std::unexpected(DiskError::closed);
+  if (!offset_fits(offset, length)) return std::unexpected(DiskError::invalid_argument);
+  if (length == 0 || offset + length <= size_bytes_) return {};
+  int status = 0;
+  while ((status = ::fallocate(fd_.get(), 0, static_cast<off_t>(offset), static_cast<off_t>(length))) != 0 &&
+         errno == EINTR) {
+  }
+  if (status != 0) {
+    const int error_number = errno;
+    // A failed fallocate may still have grown the file part of the way.
+    struct stat file_status {};
+    if (::fstat(fd_.get(), &file_status) == 0) size_bytes_ = static_cast<std::uint64_t>(file_status.st_size);
+    if (error_number == EOPNOTSUPP || error_number == ENOSYS) return std::unexpected(DiskError::invalid_argument);
+    return fail(error_number);
+  }
+  size_bytes_ = std::max(size_bytes_, offset + length);
+  return {};
+}
+
 std::expected<void, DiskError> RuntimeFile::datasync() {
   if (!fd_.valid()) return std::unexpected(DiskError::closed);
   return sync_on_io_thread(io_thread_, fd_.get(), /*data_only=*/true);

@@ -31,6 +31,7 @@ class RuntimeFile final : public File {
   std::expected<std::uint64_t, DiskError> append(std::span<const std::byte> bytes) override;
   std::expected<std::uint64_t, DiskError> size() override;
   std::expected<void, DiskError> truncate(std::uint64_t size_bytes) override;
+  std::expected<void, DiskError> allocate(std::uint64_t offset, std::uint64_t length) override;
   std::expected<void, DiskError> datasync() override;
   void close() override;
   // The descriptor, for sendfile(2) from RuntimeStream::send_file; -1 once closed.

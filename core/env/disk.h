@@ -47,6 +47,11 @@ class File {
   virtual std::expected<std::uint64_t, DiskError> append(std::span<const std::byte> bytes) = 0;
   virtual std::expected<std::uint64_t, DiskError> size() = 0;
   virtual std::expected<void, DiskError> truncate(std::uint64_t size) = 0;
+  // Extends the file to at least `offset + length` bytes of zeros and reserves their blocks, as
+  // fallocate(2) mode 0 does: later writes into the range allocate nothing, so their datasyncs
+  // write less metadata. Never shrinks the file. Not durable until datasync(). invalid_argument
+  // when the file system cannot preallocate (callers go on without).
+  virtual std::expected<void, DiskError> allocate(std::uint64_t offset, std::uint64_t length) = 0;
   // Makes every byte written so far durable (fdatasync). May suspend the calling fiber.
   virtual std::expected<void, DiskError> datasync() = 0;
   virtual void close() = 0;

@@ -224,17 +224,25 @@ std::expected<void, LogError> PartitionLog::recover_segments(const std::vector<s
       auto walked = segment->rebuild_by_scan(config_.index_interval_bytes, stats_.batches_scanned_on_recovery,
                                              !env_.bug("storage_skip_crc_on_recovery"));
       if (!walked) return std::unexpected(from_disk(walked.error()));
-      auto file_size = segment->file().size();
-      if (!file_size) return std::unexpected(from_disk(file_size.error()));
-      if (walked->end_position < *file_size && last) {
-        // A torn tail: unsynced writes a crash cut short. Nothing past it was ever acknowledged,
-        // unless the disk corrupted synced data, which Kafka also cannot tell apart.
-        log_.warn("segment {}: cutting {} bytes after position {} (offset {}): {}", bases[i],
-                  *file_size - walked->end_position, walked->end_position, walked->next_offset,
-                  walked->error ? to_string(*walked->error) : "offset discontinuity");
-        if (auto cut = segment->file().truncate(walked->end_position); !cut) return std::unexpected(from_disk(cut.error()));
-        stats_.torn_tail_bytes_truncated += *file_size - walked->end_position;
-      } else if (!last && (walked->end_position < *file_size || segment->end_offset() != bases[i + 1])) {
+      const std::uint64_t tail_bytes = segment->file_tail_bytes();
+      if (tail_bytes > 0 && last) {
+        // Zeros only: the preallocated space past the last append. Anything else is a torn tail:
+        // unsynced writes a crash cut short. Nothing past it was ever acknowledged, unless the
+        // disk corrupted synced data, which Kafka also cannot tell apart.
+        auto zeros = segment->file_tail_is_zeros();
+        if (!zeros) return std::unexpected(from_disk(zeros.error()));
+        if (*zeros) {
+          log_.debug("segment {}: trimming {} preallocated bytes after position {}", bases[i], tail_bytes,
+                     walked->end_position);
+          stats_.preallocated_bytes_trimmed += tail_bytes;
+        } else {
+          log_.warn("segment {}: cutting {} bytes after position {} (offset {}): {}", bases[i], tail_bytes,
+                    walked->end_position, walked->next_offset,
+                    walked->error ? to_string(*walked->error) : "offset discontinuity");
+          stats_.torn_tail_bytes_truncated += tail_bytes;
+        }
+        if (auto cut = segment->trim_file_to_end(); !cut) return std::unexpected(from_disk(cut.error()));
+      } else if (!last && (tail_bytes > 0 || segment->end_offset() != bases[i + 1])) {
         note_corruption(*segment, walked->end_position, walked->next_offset, walked->error, "recovery");
         if (segment->end_offset() > bases[i + 1]) {
           log_.error("segment {} overlaps segment {}: refusing to open", bases[i], bases[i + 1]);
@@ -295,6 +303,7 @@ std::expected<AppendResult, LogError> PartitionLog::append_unflushed(std::span<s
     header.partition_leader_epoch = leader_epoch;
     stamp_batch(batch, header.base_offset, leader_epoch);
     const Instant now = env_.now();
+    active().preallocate_ahead(batch.size(), config_.segment_bytes);
     if (auto written = active().append(batch, header, config_.index_interval_bytes, now); !written) {
       log_.warn("append at offset {} failed: {}", header.base_offset, to_string(written.error()));
       return std::unexpected(from_disk(written.error()));
@@ -323,7 +332,9 @@ bool PartitionLog::should_roll(std::size_t batch_bytes, std::int64_t batch_offse
 std::expected<void, LogError> PartitionLog::roll() {
   assert(mutex_.locked());
   Disk& disk = env_.disk();
-  // The old segment is durable before the next exists, so only the last segment can be torn.
+  // The old segment is durable, and holds no preallocated tail, before the next exists: only the
+  // last segment can be torn or end in zeros.
+  if (auto trimmed = trim_active_file(); !trimmed) return trimmed;
   if (auto synced = sync_through_generation(write_generation_); !synced) return synced;
   Segment& old_segment = active();
   assert(old_segment.end_offset() == log_end_offset_ && durable_end_offset_ == log_end_offset_);
@@ -337,6 +348,18 @@ std::expected<void, LogError> PartitionLog::roll() {
   segments_.push_back(std::move(*created));
   ++stats_.segments_rolled;
   log_.debug("rolled to segment {}", log_end_offset_);
+  return {};
+}
+
+std::expected<void, LogError> PartitionLog::trim_active_file() {
+  assert(mutex_.locked());
+  if (active().file_tail_bytes() == 0) return {};
+  if (auto trimmed = active().trim_file_to_end(); !trimmed) {
+    log_.warn("cutting the preallocated tail of segment {} failed: {}", active().base_offset(),
+              to_string(trimmed.error()));
+    return std::unexpected(from_disk(trimmed.error()));
+  }
+  ++write_generation_;  // the cut is durable with the next sync
   return {};
 }
 
@@ -668,6 +691,8 @@ std::expected<void, LogError> PartitionLog::close() {
   if (closed_) return {};
   if (auto usable = check_usable(); !usable) return usable;
   Disk& disk = env_.disk();
+  // The index files and the marker describe the file as it is: without its preallocated tail.
+  if (auto trimmed = trim_active_file(); !trimmed) return trimmed;
   if (auto synced = sync_through_generation(write_generation_); !synced) return synced;
   for (const std::shared_ptr<Segment>& segment : segments_) {
     if (segment->index_files_current() || segment->has_unreadable_tail()) continue;

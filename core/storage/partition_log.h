@@ -128,6 +128,7 @@ struct LogStats {
   std::uint64_t segments_loaded_from_index_files = 0;
   std::uint64_t corrupt_batches_found = 0;  // detections, on recovery and on reads
   std::uint64_t torn_tail_bytes_truncated = 0;
+  std::uint64_t preallocated_bytes_trimmed = 0;  // zeros past the last append, cut on recovery
   std::uint64_t segments_rolled = 0;
   std::uint64_t segments_deleted = 0;
   std::uint64_t datasyncs = 0;
@@ -216,6 +217,8 @@ class PartitionLog {
   bool should_roll(std::size_t batch_bytes, std::int64_t batch_offsets);
   std::expected<void, LogError> roll();
   std::expected<void, LogError> sync_through_generation(std::uint64_t generation);
+  // Cuts the active segment's preallocated tail; durable with the next sync (it counts as a write).
+  std::expected<void, LogError> trim_active_file();
   // Index of the segment whose offset range holds `offset`; segments_.size() if none.
   std::size_t segment_index_of(std::int64_t offset) const;
   std::expected<void, LogError> advance_log_start(std::int64_t offset);

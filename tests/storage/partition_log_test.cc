@@ -289,6 +289,74 @@ TEST(PartitionLog, clean_shutdown_then_reopen_skips_the_scan) {
   EXPECT_EQ(after_crash->log_end_offset(), 60);
 }
 
+std::uint64_t file_size(const std::optional<std::vector<std::byte>>& contents) {
+  return contents ? contents->size() : 0;
+}
+
+TEST(PartitionLog, appends_go_into_preallocated_space_cut_when_the_segment_rolls_or_closes) {
+  LogNode node(12);
+  LogConfig config;
+  config.segment_bytes = 200 * 1024;
+  auto log = open_log(node, config);
+  auto active_path = [&] {
+    return join_path(testing::kLogDirectory, segment_file_name(log->segments().back()->base_offset(), kLogSuffix));
+  };
+  node.run([&] {
+    append_copy(*log, make_batch(2, 100, kTimestampMs));
+    const std::uint64_t logical = log->segments().back()->size_bytes();
+    // The first append preallocated kPreallocateMinBytes past itself, durably (it was synced).
+    EXPECT_EQ(file_size(node.disk().live_contents(active_path())), logical + kPreallocateMinBytes);
+    EXPECT_EQ(file_size(node.disk().durable_contents(active_path())), logical + kPreallocateMinBytes);
+    // Further appends fit inside until it runs out; then it grows by the segment's size so far,
+    // never past segment_bytes.
+    while (log->segments().size() == 1) append_copy(*log, make_batch(10, 1000, kTimestampMs));
+    ASSERT_EQ(log->segments().size(), 2u);
+    const auto old_segment = log->segments().front();
+    const std::string old_path =
+        join_path(testing::kLogDirectory, segment_file_name(old_segment->base_offset(), kLogSuffix));
+    EXPECT_EQ(file_size(node.disk().durable_contents(old_path)), old_segment->size_bytes());
+    EXPECT_LE(old_segment->size_bytes(), config.segment_bytes);
+    EXPECT_GT(file_size(node.disk().live_contents(active_path())), log->segments().back()->size_bytes());
+    ASSERT_TRUE(log->close());
+    EXPECT_EQ(file_size(node.disk().durable_contents(active_path())), log->segments().back()->size_bytes());
+  });
+  // The index files still describe the files exactly: no scan.
+  auto reopened = open_log(node, config);
+  EXPECT_TRUE(reopened->stats().recovered_from_clean_shutdown);
+  EXPECT_EQ(reopened->stats().batches_scanned_on_recovery, 0u);
+  EXPECT_EQ(reopened->log_end_offset(), log->log_end_offset());
+}
+
+TEST(PartitionLog, a_crash_leaves_preallocated_zeros_that_recovery_trims_without_calling_them_torn) {
+  LogNode node(13);
+  std::vector<std::vector<std::byte>> stored;
+  std::string active;
+  {
+    auto log = open_log(node, LogConfig{});
+    node.run([&] {
+      for (int i = 0; i < 20; ++i) stored.push_back(append_copy(*log, make_batch(1, 300, kTimestampMs + i)));
+    });
+    active = join_path(testing::kLogDirectory, segment_file_name(log->segments().back()->base_offset(), kLogSuffix));
+    ASSERT_GT(file_size(node.disk().durable_contents(active)), log->segments().back()->size_bytes());
+  }
+  node.crash_and_restart();
+  auto log = open_log(node, LogConfig{});
+  EXPECT_EQ(log->log_end_offset(), 20);  // every append was durable
+  EXPECT_EQ(log->stats().torn_tail_bytes_truncated, 0u);
+  EXPECT_EQ(log->stats().corrupt_batches_found, 0u);
+  EXPECT_GT(log->stats().preallocated_bytes_trimmed, 0u);
+  EXPECT_EQ(file_size(node.disk().durable_contents(active)), log->segments().back()->size_bytes());
+  node.run([&] {
+    auto read = log->read(0, 1 << 20, log->high_watermark());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->bytes, concat(stored, 0, stored.size()));
+    // Appends continue at the recovered end, preallocating again.
+    append_copy(*log, make_batch(1, 10, kTimestampMs));
+    EXPECT_EQ(log->log_end_offset(), 21);
+    EXPECT_GT(file_size(node.disk().live_contents(active)), log->segments().back()->size_bytes());
+  });
+}
+
 TEST(PartitionLog, reopen_after_an_unclean_stop_keeps_durable_batches_and_cuts_the_torn_tail) {
   LogNode node(11);
   LogConfig config = small_config();
