@@ -29,6 +29,34 @@ RC_GTEST_PROP(Crc32c, hardware_and_portable_agree, (const std::vector<unsigned c
             crc32c_extend_portable(0, bytes.data(), bytes.size()));
 }
 
+// Past 1,536 bytes the hardware path runs three interleaved lanes and joins them: sizes around
+// and well past that, unaligned starts and non-zero starting CRCs.
+RC_GTEST_PROP(Crc32c, hardware_and_portable_agree_on_large_unaligned_buffers, ()) {
+  const auto size = *rc::gen::inRange<std::size_t>(0, 20'000);
+  const auto misalignment = *rc::gen::inRange<std::size_t>(0, 8);
+  const auto start = *rc::gen::arbitrary<std::uint32_t>();
+  const auto seed = *rc::gen::arbitrary<std::uint64_t>();
+  std::vector<unsigned char> storage(size + misalignment);
+  std::uint64_t state = seed | 1;
+  for (unsigned char& byte : storage) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    byte = static_cast<unsigned char>(state);
+  }
+  const unsigned char* bytes = storage.data() + misalignment;
+  RC_ASSERT(crc32c_extend_hardware(start, bytes, size) == crc32c_extend_portable(start, bytes, size));
+}
+
+TEST(Crc32c, lane_boundaries_match_the_portable_table) {
+  std::vector<unsigned char> bytes(3 * 512 * 3 + 17);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 131 + 7);
+  for (std::size_t size : {1535u, 1536u, 1537u, 3071u, 3072u, 3073u, 4608u, 4625u}) {
+    EXPECT_EQ(crc32c_extend_hardware(0x1234u, bytes.data(), size), crc32c_extend_portable(0x1234u, bytes.data(), size))
+        << size;
+  }
+}
+
 RC_GTEST_PROP(Crc32c, extend_equals_whole, (const std::vector<unsigned char>& bytes)) {
   const std::size_t split = bytes.empty() ? 0 : *rc::gen::inRange<std::size_t>(0, bytes.size());
   const std::uint32_t first = crc32c_extend(0, bytes.data(), split);
