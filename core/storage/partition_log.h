@@ -17,7 +17,9 @@
 // Concurrent appenders share fdatasyncs (group commit): a flush that starts while another runs
 // waits for it and then runs one more covering everything written so far. A new segment's name is
 // made durable (sync_directory) before any batch is written into it, and a segment is fully
-// synced before the next one is created, so only the last segment can have a torn tail.
+// synced before the next one is created, so only the last segment can have a torn tail. The
+// active segment's file is preallocated ahead of its end (Segment::preallocate_ahead); the zeros
+// are cut, durably, before a roll and at close(), so only the last segment can end in zeros.
 // A failed fdatasync poisons the log (every later append/flush fails with `io`): after a failed
 // fsync the page cache can no longer be trusted (the PostgreSQL "fsyncgate" lesson).
 //
@@ -28,7 +30,8 @@
 //    is appended, so a later crash is never mistaken for a clean stop.
 //  * Otherwise every segment is scanned (there is no recovery-point checkpoint yet): framing,
 //    offset continuity and CRC-32C of every batch, rebuilding the indexes. The LAST segment is
-//    truncated at its first invalid batch (a torn tail) and synced. An invalid batch inside an
+//    truncated at its first invalid batch (a torn tail; or, when only zeros follow, its
+//    preallocated space) and synced. An invalid batch inside an
 //    OLDER segment is logged as an error and counted (corrupt_batches_found()); the segment keeps
 //    its offset range up to the next segment's base offset, but that range is never served
 //    (reads return LogError::corrupt), and later segments stay in service.
