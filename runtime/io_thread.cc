@@ -66,6 +66,15 @@ int IoThread::run(std::function<int()> job) {
   return state->result;
 }
 
+void IoThread::post(std::function<void()> job) {
+  {
+    std::lock_guard lock(mutex_);
+    assert(!stopping_);
+    queue_.push_back(std::move(job));
+  }
+  work_available_.notify_one();
+}
+
 void IoThread::loop() {
   for (;;) {
     std::function<void()> job;

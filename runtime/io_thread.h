@@ -37,6 +37,9 @@ class IoThread {
   // meanwhile (the job still runs to completion; its result is dropped), or returns ECANCELED
   // when called by a fiber that is already unwinding.
   int run(std::function<int()> job);
+  // Queues `job` and returns at once: for advice whose outcome nobody waits on (dropping synced
+  // pages from the page cache). It runs before the destructor returns, like every queued job.
+  void post(std::function<void()> job);
 
   // Jobs finished since construction (for tests and metrics).
   std::uint64_t jobs_completed() const { return jobs_completed_; }

@@ -180,6 +180,21 @@ std::expected<void, DiskError> RuntimeFile::datasync() {
   return sync_on_io_thread(io_thread_, fd_.get(), /*data_only=*/true);
 }
 
+// posix_fadvise(DONTNEED) frees the clean cached pages of the range (a dirty page is only queued
+// for writeback): on the IO thread, on a duplicate it owns, since freeing many pages takes a
+// while and nobody waits for advice. Measured on this project's machine (a 2-vCPU VM): appending
+// 1 MiB per fdatasync costs 0.9-1.4 ms of CPU per MB into ever new page-cache pages and 0.24-0.34
+// with the pages behind the last 16 MiB dropped (pages that were used before are cheap again).
+void RuntimeFile::drop_cache(std::uint64_t offset, std::uint64_t length) {
+  if (!fd_.valid() || length == 0 || !offset_fits(offset, length)) return;
+  const int duplicate = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
+  if (duplicate < 0) return;
+  io_thread_.post([duplicate, offset, length] {
+    ::posix_fadvise(duplicate, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_DONTNEED);
+    ::close(duplicate);
+  });
+}
+
 void RuntimeFile::close() {
   fd_.reset();
 }

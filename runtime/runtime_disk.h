@@ -33,6 +33,7 @@ class RuntimeFile final : public File {
   std::expected<void, DiskError> truncate(std::uint64_t size_bytes) override;
   std::expected<void, DiskError> allocate(std::uint64_t offset, std::uint64_t length) override;
   std::expected<void, DiskError> datasync() override;
+  void drop_cache(std::uint64_t offset, std::uint64_t length) override;
   void close() override;
   // The descriptor, for sendfile(2) from RuntimeStream::send_file; -1 once closed.
   int native_handle() const { return fd_.get(); }

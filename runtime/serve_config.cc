@@ -161,6 +161,9 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
       {"max_message_bytes", integer_key(log.max_batch_bytes, 61, kIntMax)},
       {"min_insync_replicas", integer_key(broker.min_insync_replicas, 1, kIntMax)},
   };
+  const std::map<std::string, Key> storage = {
+      {"page_cache_window_bytes", integer_key(log.page_cache_window_bytes, 0, kLongMax)},
+  };
   group::GroupConfig& group = broker.group;
   const std::map<std::string, Key> groups = {
       {"initial_rebalance_delay_ms", integer_key(group.initial_rebalance_delay_ms, 0, kIntMax)},
@@ -180,7 +183,11 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
   };
   auto applied = apply_map(
       "", root, top,
-      {{"kafka", kafka}, {"topic_defaults", topic_defaults}, {"groups", groups}, {"admin", admin}});
+      {{"kafka", kafka},
+       {"topic_defaults", topic_defaults},
+       {"storage", storage},
+       {"groups", groups},
+       {"admin", admin}});
   if (!applied) return std::unexpected("config file '" + path + "': " + applied.error());
   if (group.session_timeout_ms_min > group.session_timeout_ms_max) {
     return std::unexpected(
@@ -239,6 +246,8 @@ std::string format_serve_config(const ServeConfig& config) {
   line("  ", "flush_ms", number(log.flush_ms));
   line("  ", "max_message_bytes", number(log.max_batch_bytes));
   line("  ", "min_insync_replicas", number(broker.min_insync_replicas));
+  out += "storage:\n";
+  line("  ", "page_cache_window_bytes", number(log.page_cache_window_bytes));
   out += "groups:\n";
   line("  ", "initial_rebalance_delay_ms", number(group.initial_rebalance_delay_ms));
   line("  ", "min_session_timeout_ms", number(group.session_timeout_ms_min));

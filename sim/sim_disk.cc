@@ -68,6 +68,9 @@ class SimFile final : public File {
     if (auto usable = check(false); !usable) return usable;
     return disk_.datasync(inode_);
   }
+  void drop_cache(std::uint64_t offset, std::uint64_t length) override {
+    if (check(false)) disk_.drop_cache(inode_, offset, length);
+  }
   void close() override { closed_ = true; }
 
  private:
@@ -355,6 +358,18 @@ std::expected<bool, DiskError> SimDisk::exists(const std::string& raw_path) {
 
 std::uint64_t SimDisk::live_size(std::uint64_t inode) const {
   return inodes_.at(inode).live.size();
+}
+
+// There is no page cache to drop: what is counted is whether the advice was sound (a range
+// holding unsynced writes would not be dropped by a real OS, so a policy that asks is wrong).
+void SimDisk::drop_cache(std::uint64_t inode, std::uint64_t offset, std::uint64_t length) {
+  cache_dropped_bytes_ += length;
+  for (const DataOperation& operation : inodes_.at(inode).unsynced) {
+    if (operation.truncate) continue;
+    const std::uint64_t from = std::max(offset, operation.offset);
+    const std::uint64_t to = std::min(offset + length, operation.offset + operation.bytes.size());
+    if (from < to) cache_dropped_unsynced_bytes_ += to - from;
+  }
 }
 
 std::uint64_t SimDisk::used_bytes() const {

@@ -109,6 +109,10 @@ class SimDisk final : public Disk {
   // True when writing `growth` more bytes would pass capacity_bytes (ENOSPC).
   bool exceeds_capacity(std::uint64_t growth) const;
   std::uint64_t crash_count() const { return generation_; }
+  // File::drop_cache advice received, in bytes; and the bytes of it that covered writes not yet
+  // synced (counted once per unsynced write they overlap): advice that is never sound.
+  std::uint64_t cache_dropped_bytes() const { return cache_dropped_bytes_; }
+  std::uint64_t cache_dropped_unsynced_bytes() const { return cache_dropped_unsynced_bytes_; }
 
   static std::string normalize(std::string_view path);
 
@@ -146,6 +150,7 @@ class SimDisk final : public Disk {
   std::expected<void, DiskError> truncate(std::uint64_t inode, std::uint64_t size);
   std::expected<void, DiskError> datasync(std::uint64_t inode);
   std::uint64_t live_size(std::uint64_t inode) const;
+  void drop_cache(std::uint64_t inode, std::uint64_t offset, std::uint64_t length);
 
   static void apply(std::vector<std::byte>& image, const DataOperation& operation);
   static void apply_name(Namespace& names, const NameOperation& operation);
@@ -167,6 +172,8 @@ class SimDisk final : public Disk {
   std::deque<NameOperation> unsynced_names_;
   std::map<std::uint64_t, Inode> inodes_;
   std::uint64_t next_inode_ = 1;
+  std::uint64_t cache_dropped_bytes_ = 0;
+  std::uint64_t cache_dropped_unsynced_bytes_ = 0;
   std::uint64_t generation_ = 0;  // crashes so far: a File from an older generation is closed
 };
 

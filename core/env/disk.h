@@ -54,6 +54,10 @@ class File {
   virtual std::expected<void, DiskError> allocate(std::uint64_t offset, std::uint64_t length) = 0;
   // Makes every byte written so far durable (fdatasync). May suspend the calling fiber.
   virtual std::expected<void, DiskError> datasync() = 0;
+  // Advice: the bytes in [offset, offset + length) are durable and will not be read soon, so the
+  // OS may drop its cached copy (posix_fadvise DONTNEED). Changes nothing anyone can read; never
+  // fails and never suspends (the runtime does it on an IO thread).
+  virtual void drop_cache(std::uint64_t offset, std::uint64_t length) = 0;
   virtual void close() = 0;
 };
 

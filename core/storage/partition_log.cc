@@ -379,6 +379,7 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
     const std::int64_t target_messages = unflushed_messages_;
     const Instant started = env_.now();
     std::shared_ptr<Segment> segment = segments_.back();
+    const std::uint64_t target_bytes = segment->size_bytes();
     std::expected<void, DiskError> synced;
     {
       SyncRunning running(sync_running_, sync_waiters_);
@@ -394,7 +395,10 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
       return std::unexpected(from_disk(synced.error()));
     }
     synced_generation_ = std::max(synced_generation_, target_generation);
-    if (truncations == truncation_generation_) durable_end_offset_ = std::max(durable_end_offset_, target_offset);
+    if (truncations == truncation_generation_) {
+      durable_end_offset_ = std::max(durable_end_offset_, target_offset);
+      drop_cache_behind(*segment, target_bytes);
+    }
     if (synced_generation_ == write_generation_) {
       unflushed_messages_ = 0;
       oldest_unflushed_at_.reset();
@@ -408,6 +412,33 @@ std::expected<void, LogError> PartitionLog::sync_through_generation(std::uint64_
   }
   assert(false && "group commit did not converge");
   return std::unexpected(LogError::io);
+}
+
+void PartitionLog::drop_cache_behind(const Segment& segment, std::uint64_t synced_bytes) {
+  const std::uint64_t window = config_.page_cache_window_bytes;
+  if (window == 0) return;
+  const std::uint64_t step = std::max<std::uint64_t>(window / 8, 4096);
+  std::size_t index = segments_.size();
+  while (index > 0 && segments_[index - 1].get() != &segment) --index;
+  if (index == 0) return;  // truncated or deleted meanwhile: the next sync decides
+  // From the synced end back: the window's bytes stay cached, everything before them may go. A
+  // pass leaves every segment older than the one the window starts in dropped whole, so the walk
+  // stops at the first such segment it finds already dropped.
+  std::uint64_t keep = window;
+  for (std::size_t i = index; i-- > 0;) {
+    Segment& older = *segments_[i];
+    const std::uint64_t end = i + 1 == index ? std::min(older.size_bytes(), synced_bytes) : older.size_bytes();
+    // On a page boundary (4 KiB), so that the next drop's range starts on one: the kernel drops
+    // only whole pages.
+    const std::uint64_t cut = keep == 0 ? end : end > keep ? (end - keep) & ~std::uint64_t{4095} : 0;
+    keep -= std::min(keep, end);
+    const std::uint64_t dropped_until = older.cache_dropped_until();
+    if (cut > dropped_until && (cut == end || cut - dropped_until >= step)) {
+      stats_.cache_bytes_dropped += older.drop_cache_before(cut);
+    } else if (keep == 0 && dropped_until >= end) {
+      break;
+    }
+  }
 }
 
 std::expected<void, LogError> PartitionLog::flush_through(std::int64_t offset) {

@@ -95,6 +95,12 @@ struct LogConfig {
   std::int64_t flush_messages = 1;
   std::int64_t flush_ms = -1;  // -1: no time bound
   std::size_t max_batch_bytes = (std::size_t{1} << 20) + kBatchHeaderBytes;
+  // Page cache: after each datasync, synced bytes more than this far behind the log's synced end
+  // are dropped from the OS page cache (File::drop_cache), in steps of an eighth of it, so a
+  // log that writes fast recycles a bounded set of cached pages instead of growing the cache
+  // without end; consumers within the window read from memory, further back from the disk. 0:
+  // never drop (leave it all to the OS, as Kafka does). A broker-wide setting, not a topic key.
+  std::uint64_t page_cache_window_bytes = std::uint64_t{32} << 20;
 };
 
 struct AppendResult {
@@ -135,6 +141,7 @@ struct LogStats {
   std::uint64_t segments_rolled = 0;
   std::uint64_t segments_deleted = 0;
   std::uint64_t datasyncs = 0;
+  std::uint64_t cache_bytes_dropped = 0;  // advised to the OS by the page_cache_window_bytes policy
   bool recovered_from_clean_shutdown = false;
 };
 
@@ -220,6 +227,9 @@ class PartitionLog {
   bool should_roll(std::size_t batch_bytes, std::int64_t batch_offsets);
   std::expected<void, LogError> roll();
   std::expected<void, LogError> sync_through_generation(std::uint64_t generation);
+  // The page_cache_window_bytes policy, after a datasync made `segment` durable up to
+  // `synced_bytes` (every older segment is durable whole).
+  void drop_cache_behind(const Segment& segment, std::uint64_t synced_bytes);
   // Cuts the active segment's preallocated tail; durable with the next sync (it counts as a write).
   std::expected<void, LogError> trim_active_file();
   // Index of the segment whose offset range holds `offset`; segments_.size() if none.

@@ -285,12 +285,22 @@ std::expected<void, DiskError> Segment::write_index_files(Disk& disk, const std:
 std::expected<void, DiskError> Segment::truncate_to(std::uint64_t position, std::uint32_t index_interval_bytes) {
   assert(position <= size_bytes_);
   if (auto cut = file_->truncate(position); !cut) return cut;
+  cache_dropped_until_ = std::min(cache_dropped_until_, position);
   std::uint64_t batches_scanned = 0;
   auto rebuilt = rebuild_by_scan(index_interval_bytes, batches_scanned);
   if (!rebuilt) return std::unexpected(rebuilt.error());
   // Everything before `position` was verified when written or recovered; a failure here means
   // the disk changed under us, which the caller reports as corruption on the next read.
   return {};
+}
+
+std::uint64_t Segment::drop_cache_before(std::uint64_t position) {
+  position = std::min(position, size_bytes_);
+  if (position <= cache_dropped_until_) return 0;
+  const std::uint64_t length = position - cache_dropped_until_;
+  file_->drop_cache(cache_dropped_until_, length);
+  cache_dropped_until_ = position;
+  return length;
 }
 
 void Segment::mark_unreadable_from(std::uint64_t position, std::int64_t end_offset) {

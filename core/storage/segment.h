@@ -119,6 +119,11 @@ class Segment {
   // Whether every byte past the segment's end is zero (a preallocated tail nothing was written to).
   std::expected<bool, DiskError> file_tail_is_zeros();
 
+  // Advises the OS to drop its cached copy of [cache_dropped_until(), position) (File::drop_cache):
+  // bytes that are durable and that no reader is expected to want soon. Returns the bytes advised.
+  std::uint64_t drop_cache_before(std::uint64_t position);
+  std::uint64_t cache_dropped_until() const { return cache_dropped_until_; }
+
   // Writes a stamped batch at the end and indexes it. On a write error the file is cut back to
   // the old size so a retry never leaves a gap.
   std::expected<void, DiskError> append(std::span<const std::byte> batch, const BatchHeader& header,
@@ -168,6 +173,7 @@ class Segment {
   std::uint64_t size_bytes_ = 0;
   std::uint64_t file_bytes_ = 0;  // the file's size: size_bytes_ plus any preallocated or torn tail
   bool preallocation_failed_ = false;
+  std::uint64_t cache_dropped_until_ = 0;  // drop_cache_before() advised everything before this
   std::uint64_t readable_end_position_ = 0;
   std::int64_t largest_timestamp_ms_ = -1;
   std::uint64_t bytes_since_index_entry_ = 0;

@@ -271,6 +271,30 @@ TEST_P(EnvContract, data_read_back_after_datasync_from_a_reopened_file) {
   });
 }
 
+TEST_P(EnvContract, drop_cache_is_advice_that_changes_nothing_readable) {
+  run_in_world(GetParam(), [](Env& env, const std::string& directory) {
+    ASSERT_TRUE(env.disk().create_directories(directory).has_value());
+    const std::string path = directory + "/dropped.log";
+    std::vector<std::byte> data(3 * 4096 + 100);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 7 + 1);
+    auto file = env.disk().open(path, OpenMode::create_new);
+    ASSERT_TRUE(file.has_value());
+    ASSERT_TRUE((*file)->append(data).has_value());
+    ASSERT_TRUE((*file)->datasync().has_value());
+    (*file)->drop_cache(0, 2 * 4096);
+    (*file)->drop_cache(4096, 1 << 30);  // past the end: harmless
+    (*file)->drop_cache(0, 0);
+    std::vector<std::byte> back(data.size());
+    ASSERT_EQ((*file)->read_at(0, back).value(), data.size());
+    EXPECT_EQ(back, data);
+    // Appends after a drop land at the end as before.
+    ASSERT_TRUE((*file)->append(text_bytes("tail")).has_value());
+    EXPECT_EQ((*file)->size().value(), data.size() + 4);
+    (*file)->close();
+    (*file)->drop_cache(0, 4096);  // on a closed file: ignored
+  });
+}
+
 TEST_P(EnvContract, allocate_grows_a_file_with_zeros_and_never_shrinks_it) {
   run_in_world(GetParam(), [](Env& env, const std::string& directory) {
     ASSERT_TRUE(env.disk().create_directories(directory).has_value());

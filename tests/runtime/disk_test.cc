@@ -1,7 +1,12 @@
 // RuntimeDisk on a real temporary directory: every File and Disk operation, durability calls
 // going through the IO thread, and the errors broker code branches on.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -58,6 +63,47 @@ TEST(RuntimeDisk, file_write_append_read_truncate_and_sync) {
     ASSERT_TRUE(reopened.has_value());
     EXPECT_EQ(read_all(**reopened), "Jello!");
     EXPECT_FALSE((*reopened)->write_at(0, as_bytes("x")).has_value());
+  });
+}
+
+// Pages of the file at `path` resident in the page cache (mincore over a mapping of it).
+std::size_t resident_pages(const std::string& path, std::size_t bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  void* mapping = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (mapping == MAP_FAILED) return 0;
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in_core((bytes + page - 1) / page);
+  std::size_t resident = 0;
+  if (::mincore(mapping, bytes, in_core.data()) == 0) {
+    for (unsigned char flag : in_core) resident += flag & 1;
+  }
+  ::munmap(mapping, bytes);
+  return resident;
+}
+
+TEST(RuntimeDisk, drop_cache_really_evicts_synced_pages_from_the_page_cache) {
+  TempDirectory directory;
+  struct statfs file_system {};
+  ASSERT_EQ(::statfs(directory.path().c_str(), &file_system), 0);
+  if (file_system.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps its pages: nothing to drop";
+  const std::string path = directory / "evicted.log";
+  constexpr std::size_t kBytes = 8 << 20;
+  const std::size_t pages = kBytes / static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  RuntimeEnv runtime(test_env_options());
+  runtime.run_until_done([&](Env& env) {
+    auto file = env.disk().open(path, OpenMode::create_new);
+    ASSERT_TRUE(file.has_value());
+    ASSERT_TRUE((*file)->append(std::vector<std::byte>(kBytes, std::byte{'x'})));
+    ASSERT_TRUE((*file)->datasync());
+    ASSERT_GT(resident_pages(path, kBytes), pages / 2) << "written pages should start out cached";
+    (*file)->drop_cache(0, kBytes / 2);  // the first half goes, the second stays
+    // The advice runs on an IO thread, without anyone waiting for it.
+    for (int i = 0; i < 200 && resident_pages(path, kBytes / 2) > pages / 20; ++i) this_fiber::sleep_for(milliseconds(10));
+    EXPECT_LE(resident_pages(path, kBytes / 2), pages / 20);
+    EXPECT_GT(resident_pages(path, kBytes), pages / 2 - pages / 20);
+    EXPECT_EQ(read_all(**file).size(), kBytes);  // and every byte reads back
   });
 }
 

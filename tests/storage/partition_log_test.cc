@@ -357,6 +357,111 @@ TEST(PartitionLog, a_crash_leaves_preallocated_zeros_that_recovery_trims_without
   });
 }
 
+// Bytes of the log not yet advised out of the page cache.
+std::uint64_t cached_bytes(const PartitionLog& log) {
+  std::uint64_t cached = 0;
+  for (const auto& segment : log.segments()) cached += segment->size_bytes() - segment->cache_dropped_until();
+  return cached;
+}
+
+TEST(PartitionLog, synced_bytes_behind_the_page_cache_window_are_dropped_and_never_unsynced_ones) {
+  LogNode node(14);
+  LogConfig config;
+  config.segment_bytes = 100 * 1024;
+  config.page_cache_window_bytes = 64 * 1024;
+  const std::uint64_t step = config.page_cache_window_bytes / 8;
+  auto log = open_log(node, config);
+  // Appenders race each other's datasyncs (the simulated sync takes time), so writes land while a
+  // sync runs: a policy that dropped up to the live end instead of the synced one is caught.
+  constexpr int kAppenders = 4;
+  constexpr int kBatchesEach = 60;
+  constexpr std::size_t kValueBytes = 2000;
+  int finished = 0;
+  std::uint64_t most_cached = 0;
+  for (int i = 0; i < kAppenders; ++i) {
+    node.spawn("appender", [&] {
+      for (int b = 0; b < kBatchesEach; ++b) {
+        append_copy(*log, make_batch(1, kValueBytes, kTimestampMs));
+        most_cached = std::max(most_cached, cached_bytes(*log));
+      }
+      ++finished;
+    });
+  }
+  ASSERT_TRUE(node.world().run_until([&] { return finished == kAppenders; }));
+  ASSERT_GT(log->segment_count(), 3u);
+  EXPECT_EQ(node.disk().cache_dropped_unsynced_bytes(), 0u);
+  EXPECT_GT(log->stats().cache_bytes_dropped, 0u);
+  EXPECT_EQ(log->stats().cache_bytes_dropped, node.disk().cache_dropped_bytes());
+  // What stays cached is the window, plus at most a step and what one round of appends adds.
+  const std::uint64_t round_bytes = kAppenders * (kValueBytes + 200);
+  EXPECT_GE(cached_bytes(*log), config.page_cache_window_bytes - round_bytes);
+  EXPECT_LE(most_cached, config.page_cache_window_bytes + step + 2 * round_bytes);
+  // Whole segments older than the window went, each exactly once.
+  const auto segments = log->segments();
+  EXPECT_EQ(segments.front()->cache_dropped_until(), segments.front()->size_bytes());
+  std::uint64_t total = 0;
+  for (const auto& segment : segments) total += segment->size_bytes();
+  EXPECT_EQ(log->stats().cache_bytes_dropped, total - cached_bytes(*log));
+}
+
+TEST(PartitionLog, writes_that_race_a_sync_are_never_dropped_even_when_they_outgrow_the_window) {
+  LogNode node(16);
+  LogConfig config;
+  config.flush_messages = 1'000'000;  // appends do not wait: they pile up while a sync runs
+  config.page_cache_window_bytes = 4096;
+  auto log = open_log(node, config);
+  bool done = false;
+  int finished = 0;
+  constexpr int kAppenders = 3;
+  for (int i = 0; i < kAppenders; ++i) {
+    node.spawn("appender", [&] {
+      for (int b = 0; b < 200; ++b) {
+        append_copy(*log, make_batch(1, 1500, kTimestampMs));
+        this_fiber::sleep_for(microseconds(20));
+      }
+      ++finished;
+    });
+  }
+  node.spawn("flusher", [&] {
+    while (finished < kAppenders) ASSERT_TRUE(log->flush_through(log->log_end_offset()));
+    done = true;
+  });
+  ASSERT_TRUE(node.world().run_until([&] { return done; }));
+  EXPECT_GT(log->stats().datasyncs, 10u);
+  EXPECT_GT(log->stats().cache_bytes_dropped, 0u);
+  EXPECT_EQ(node.disk().cache_dropped_unsynced_bytes(), 0u);
+}
+
+TEST(PartitionLog, a_log_that_syncs_rarely_drops_cache_only_after_its_flushes_and_window_zero_never) {
+  LogNode node(15);
+  LogConfig lazy;
+  lazy.flush_messages = 1'000'000;
+  lazy.page_cache_window_bytes = 16 * 1024;
+  LogConfig keep_all;
+  keep_all.page_cache_window_bytes = 0;
+  auto lazy_log = open_log(node, lazy, "/lazy");
+  auto keep_log = open_log(node, keep_all, "/keep");
+  node.run([&] {
+    for (int i = 0; i < 40; ++i) {
+      append_copy(*lazy_log, make_batch(1, 1000, kTimestampMs));
+      append_copy(*keep_log, make_batch(1, 1000, kTimestampMs));
+    }
+    // Only a sync lets anything go (the simulation may roll a segment early, which syncs).
+    if (lazy_log->stats().datasyncs == 0) EXPECT_EQ(lazy_log->stats().cache_bytes_dropped, 0u);
+    ASSERT_TRUE(lazy_log->flush_through(lazy_log->log_end_offset()));
+    EXPECT_GE(lazy_log->stats().cache_bytes_dropped, lazy_log->size_bytes() - lazy.page_cache_window_bytes - 2048);
+    // After a truncation below what was dropped, the policy goes on from the new end.
+    ASSERT_TRUE(lazy_log->truncate_to(5));
+    EXPECT_LE(lazy_log->segments().back()->cache_dropped_until(), lazy_log->segments().back()->size_bytes());
+    for (int i = 0; i < 40; ++i) append_copy(*lazy_log, make_batch(1, 1000, kTimestampMs));
+    ASSERT_TRUE(lazy_log->flush_through(lazy_log->log_end_offset()));
+    EXPECT_LE(cached_bytes(*lazy_log), lazy.page_cache_window_bytes + lazy.page_cache_window_bytes / 8 + 1100);
+  });
+  EXPECT_EQ(keep_log->stats().cache_bytes_dropped, 0u);
+  EXPECT_EQ(node.disk().cache_dropped_unsynced_bytes(), 0u);
+  EXPECT_EQ(node.disk().cache_dropped_bytes(), lazy_log->stats().cache_bytes_dropped);
+}
+
 TEST(PartitionLog, reopen_after_an_unclean_stop_keeps_durable_batches_and_cuts_the_torn_tail) {
   LogNode node(11);
   LogConfig config = small_config();
