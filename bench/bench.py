@@ -384,7 +384,7 @@ class Bench:
                 total_runs += len(configs) * runs_per_cell
                 total_s += len(configs) * runs_per_cell * per_run_s
             elif workload == "w5":
-                count = len(configs) * (len(self.load_fractions) + 1) * runs_per_cell
+                count = (len(configs) * (len(self.load_fractions) + 1) + (1 if self.mock_floor_planned() else 0)) * runs_per_cell
                 total_runs += count
                 total_s += count * per_run_s
             elif workload == "w4":
@@ -575,7 +575,8 @@ class Bench:
         peak = self.peak("w1", system, mode)
         if peak <= 0:
             self.notes.append(f"w5 {system} {mode}: skipped, no workload-1 peak measured")
-            self.done += (len(self.load_fractions) + 1) * (self.repeats + (1 if self.warmup_s > 0 else 0))
+            floor = 1 if system == "mock" and self.mock_floor_planned() else 0
+            self.done += (len(self.load_fractions) + 1 + floor) * (self.repeats + (1 if self.warmup_s > 0 else 0))
             return
         # The shares of each system's own peak, then one light load the same for every system
         # (the latency floor, comparable across systems whatever their peaks).
@@ -590,6 +591,23 @@ class Bench:
                         "load_fraction": fraction}
             label = f"{int(fraction * 100)}% = {rate:,}/s" if fraction else f"fixed {rate:,}/s"
             self.cell("w5", system, mode, params_for, label=label)
+        if system == "mock" and self.mock_floor_planned():
+            # The client's own ack latency at the rate of Sluice durable's 50% row, against a broker
+            # that does no work: the part of Sluice's end-to-end latency target the client takes.
+            rate = round(self.peak("w1", "sluice", "durable") * 0.5)
+            if rate <= 0:
+                self.done += self.repeats + (1 if self.warmup_s > 0 else 0)
+                return
+
+            def floor_params(warmup, rate=rate):
+                return {"duration_s": self.warmup_s if warmup else self.duration_s, "message_bytes": 100,
+                        "partitions": 1, "rate": rate, "end_to_end": False, "linger_ms": 1,
+                        "load_fraction": None, "client_floor_for": "sluice durable 50%"}
+            self.cell("w5", system, mode, floor_params, label=f"Sluice durable's 50% = {rate:,}/s")
+
+    def mock_floor_planned(self):
+        configs = self.configs()
+        return ("mock", "nondurable") in configs and ("sluice", "durable") in configs and 0.5 in self.load_fractions
 
     def run_backlog(self, system):
         """Workload 4: fill a backlog once (non-durable mode), then read it from the start several times."""
