@@ -12,8 +12,9 @@ namespace sluice {
 
 // Reads one frame. The size is checked against `body_bytes_max` before anything is allocated; a
 // zero or oversized frame fails with NetError::reset (the caller closes the connection). The
-// buffer grows (doubling, from 64 KiB) only as body bytes arrive, so memory follows what the
-// peer really sent, not what it announced.
+// buffer is zeroed and filled (in chunks doubling from 64 KiB) only as body bytes arrive, so the
+// memory touched follows what the peer really sent, not what it announced; once the first 64 KiB
+// are in, the whole size is reserved (address space) so the body is never copied to grow.
 std::expected<Bytes, NetError> read_frame(Stream& stream, std::uint32_t body_bytes_max,
                                           Instant deadline);
 // The two halves of read_frame, for a caller that must act between them (e.g. wait for memory
