@@ -260,7 +260,7 @@ def targets(results):
         if limit:
             share = sluice_w2.med("mb_per_s") / limit["mb_per_s"]
             rows.append(f"| durable w2 MB/s >= 70% of raw fdatasync at the same sync size | {fmt(sluice_w2.med('mb_per_s'), 1)} MB/s "
-                        f"vs {fmt(limit['mb_per_s'], 1)} MB/s raw at {limit['sync_bytes']:,} B/sync = **{share:.0%}** | "
+                        f"vs {fmt(limit['mb_per_s'], 1)} MB/s raw at {limit['sync_bytes']:,} B/sync = **{share:.1%}** | "
                         f"{'yes' if share >= 0.7 else 'no'} |")
         # What the 2 vCPUs allow: the load client and the broker share them, the raw loop did not.
         client, broker, wall = (sluice_w2.med(key, "run") for key in ("client_cpu_s", "broker_cpu_s", "wall_s"))
