@@ -447,7 +447,9 @@ TEST(PartitionLog, a_log_that_syncs_rarely_drops_cache_only_after_its_flushes_an
       append_copy(*keep_log, make_batch(1, 1000, kTimestampMs));
     }
     // Only a sync lets anything go (the simulation may roll a segment early, which syncs).
-    if (lazy_log->stats().datasyncs == 0) EXPECT_EQ(lazy_log->stats().cache_bytes_dropped, 0u);
+    if (lazy_log->stats().datasyncs == 0) {
+      EXPECT_EQ(lazy_log->stats().cache_bytes_dropped, 0u);
+    }
     ASSERT_TRUE(lazy_log->flush_through(lazy_log->log_end_offset()));
     EXPECT_GE(lazy_log->stats().cache_bytes_dropped, lazy_log->size_bytes() - lazy.page_cache_window_bytes - 2048);
     // After a truncation below what was dropped, the policy goes on from the new end.
