@@ -121,16 +121,18 @@ std::expected<void, DiskError> RuntimeFile::write_at(std::uint64_t offset,
     if (put < 0) {
       if (errno == EINTR) continue;
       const int error_number = errno;
-      // A write that failed half way (ENOSPC) may still have grown the file.
-      struct stat status {};
-      if (::fstat(fd_.get(), &status) == 0)
-        size_bytes_ = static_cast<std::uint64_t>(status.st_size);
+      reload_size();
       return fail(error_number);
     }
     written_bytes += static_cast<std::size_t>(put);
   }
   size_bytes_ = std::max(size_bytes_, offset + bytes.size());
   return {};
+}
+
+void RuntimeFile::reload_size() {
+  struct stat status {};
+  if (::fstat(fd_.get(), &status) == 0) size_bytes_ = static_cast<std::uint64_t>(status.st_size);
 }
 
 std::expected<std::uint64_t, DiskError> RuntimeFile::append(std::span<const std::byte> bytes) {
@@ -165,9 +167,7 @@ std::expected<void, DiskError> RuntimeFile::allocate(std::uint64_t offset, std::
   }
   if (status != 0) {
     const int error_number = errno;
-    // A failed fallocate may still have grown the file part of the way.
-    struct stat file_status {};
-    if (::fstat(fd_.get(), &file_status) == 0) size_bytes_ = static_cast<std::uint64_t>(file_status.st_size);
+    reload_size();
     if (error_number == EOPNOTSUPP || error_number == ENOSYS) return std::unexpected(DiskError::invalid_argument);
     return fail(error_number);
   }

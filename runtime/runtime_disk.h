@@ -41,6 +41,10 @@ class RuntimeFile final : public File {
  private:
   IoThread& io_thread_;
   UniqueFd fd_;
+  // After a write or fallocate that failed part of the way (ENOSPC), which may still have grown
+  // the file: takes size_bytes_ from the file again.
+  void reload_size();
+
   // Tracked rather than fstat'ed on every append: this process is the file's only writer.
   std::uint64_t size_bytes_;
 };
