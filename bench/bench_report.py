@@ -257,17 +257,19 @@ def targets(results):
     if sluice_w2 and sluice_w2.med("bytes_per_fsync", "run"):
         sync = sluice_w2.med("bytes_per_fsync", "run")
         limit = disk_limit_at(results, sync, "after w2 sluice durable")
+        holds = False
         if limit:
             share = sluice_w2.med("mb_per_s") / limit["mb_per_s"]
+            holds = share >= 0.7
             rows.append(f"| durable w2 MB/s >= 70% of raw fdatasync at the same sync size | {fmt(sluice_w2.med('mb_per_s'), 1)} MB/s "
                         f"vs {fmt(limit['mb_per_s'], 1)} MB/s raw at {limit['sync_bytes']:,} B/sync = **{share:.1%}** | "
-                        f"{'yes' if share >= 0.7 else 'no'} |")
+                        f"{'yes' if holds else 'no'} |")
         # What the 2 vCPUs allow: the load client and the broker share them, the raw loop did not.
         client, broker, wall = (sluice_w2.med(key, "run") for key in ("client_cpu_s", "broker_cpu_s", "wall_s"))
         if client and broker and wall:
             cores = (client + broker) / wall
             ceiling = sluice_w2.med("mb_per_s") * 2 / (client / wall) if client else None
-            label = "(why)" if not limit or sluice_w2.med("mb_per_s") < 0.7 * limit["mb_per_s"] else "(context)"
+            label = "(context)" if holds else "(why)"
             rows.append(f"| {label} CPU in the durable w2 runs | client {client / wall:.2f} + broker {broker / wall:.2f} = "
                         f"{cores:.2f} of 2 vCPUs; the client alone caps any broker at ~{fmt(ceiling, 1)} MB/s here | — |")
             # The CPU the target rate itself needs: the client at its cheapest (against the mock,
@@ -276,11 +278,13 @@ def targets(results):
             if limit and mock_w2 and mock_w2.med("mb_per_s"):
                 goal = 0.7 * limit["mb_per_s"]
                 per_mb = lambda cell, key: cell.med(key, "run") / (cell.med("mb_per_s") * cell.med("wall_s", "run"))
-                client_cores = goal * per_mb(mock_w2, "client_cpu_s")
-                broker_cores = goal * per_mb(sluice_w2, "broker_cpu_s")
+                client_per_mb = per_mb(mock_w2, "client_cpu_s")
+                broker_per_mb = per_mb(sluice_w2, "broker_cpu_s")
+                client_cores = goal * client_per_mb
+                broker_cores = goal * broker_per_mb
                 rows.append(f"| {label} CPU the target rate needs | at {fmt(goal, 0)} MB/s: the client at its cost against the mock "
-                            f"({per_mb(mock_w2, 'client_cpu_s') * 1e3:.2f} ms CPU/MB) {client_cores:.2f} + Sluice's broker at its measured "
-                            f"{per_mb(sluice_w2, 'broker_cpu_s') * 1e3:.2f} ms/MB {broker_cores:.2f} = {client_cores + broker_cores:.2f} "
+                            f"({client_per_mb * 1e3:.2f} ms CPU/MB) {client_cores:.2f} + Sluice's broker at its measured "
+                            f"{broker_per_mb * 1e3:.2f} ms/MB {broker_cores:.2f} = {client_cores + broker_cores:.2f} "
                             f"of 2 vCPUs, before the kernel's writeback, softirq and loopback work | — |")
     else:
         rows.append("| durable w2 MB/s >= 70% of raw fdatasync at the same sync size | not measured | — |")
