@@ -318,7 +318,7 @@ int main(int argc, char** argv) {
   CLI::App* serve_command = app.add_subcommand(
       "serve",
       "Run a Kafka-compatible broker node in the foreground until SIGINT or SIGTERM (a second "
-      "signal forces the stop); SIGHUP reloads the log level and the topic defaults. Speaks the "
+      "signal forces the stop); SIGHUP reloads the log level, the topic defaults and storage.*. Speaks the "
       "Kafka protocol: produce, fetch, list offsets, "
       "idempotent producers, consumer groups and the topic and group admin APIs; topics are "
       "created automatically on first use unless the config turns that off. Beside it runs an "

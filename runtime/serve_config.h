@@ -26,6 +26,8 @@
 //     flush_ms: -1
 //     max_message_bytes: 1048637
 //     min_insync_replicas: 1
+//   storage:
+//     page_cache_window_bytes: 33554432  # synced data further behind a log's end leaves the page cache; 0: never
 //   groups:                          # consumer groups (group.* and offsets.* broker configs)
 //     initial_rebalance_delay_ms: 3000
 //     min_session_timeout_ms: 6000

@@ -4,7 +4,7 @@
 # bad value stops the start with exit 2 and a message naming the key; `sluice config print`; a
 # second process on the same data directory is refused; SIGHUP reloads the log level and topic
 # defaults (and refuses a bad file without stopping); storage.page_cache_window_bytes really
-# evicts synced log data from the page cache (checked with mincore).
+# evicts synced log data from the page cache (checked with mincore), also after a reload.
 # Usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML
 set -euo pipefail
 sluice=${1:?usage: serve_config_test.sh SLUICE_BINARY EXAMPLE_YAML}
@@ -192,5 +192,24 @@ else
     fi
     stop_broker
   done
+  # The window is reloadable: start with 0, SIGHUP to 1 MiB, then write.
+  printf 'storage:\n  page_cache_window_bytes: 0\n' >"$work/window.yaml"
+  rm -rf "$work/data"
+  : >"$work/broker.log"  # earlier reloads logged the line waited for below
+  start_broker --config "$work/window.yaml"
+  echo first | timeout 20 kcat -b "$brokers" -P -t cached || fail "produce before the window reload"
+  printf 'storage:\n  page_cache_window_bytes: 1048576\n' >"$work/window.yaml"
+  kill -HUP "$broker_pid"
+  for _ in $(seq 1 50); do grep -q 'configuration reloaded' "$work/broker.log" && break; sleep 0.1; done
+  "$python" -c 'import sys; sys.stdout.write(("w" * 1000 + "\n") * 12000)' |
+    timeout 60 kcat -b "$brokers" -P -t cached -X acks=all || fail "produce 12 MB after the window reload"
+  resident=$(resident_mib "$work"/data/cached-0/*.log)
+  for _ in $(seq 1 20); do
+    [ "$resident" -le 4 ] && break
+    sleep 0.1
+    resident=$(resident_mib "$work"/data/cached-0/*.log)
+  done
+  [ "$resident" -le 4 ] || fail "after reloading a 1 MiB window, $resident MiB stayed cached"
+  stop_broker
 fi
 echo "PASS: sluice serve --config, sluice config print, the data-directory lock, SIGHUP reload, the page cache window"
