@@ -188,13 +188,25 @@ inline std::int64_t payload_stamp(const void* data, std::size_t length) {
 
 // The open-loop schedule: message i is due at start + i / rate. Without a rate every message is
 // due when it is sent.
+//
+// A sender ahead of its schedule sleeps at least kMinSleepNs (wake_ns), then sends every message
+// that came due meanwhile. Sleeping until each single message was due (0.77 us apart at 1.3M
+// msgs/s) made the Kafka client spend 45% of its CPU in nanosleep and clock_gettime on this
+// 2-vCPU machine, CPU the system under test then lacked. Each message is still timed from its own
+// due time, so the quantum shows in the latency measured (at most 0.1 ms), it is never hidden.
 class Pacer {
  public:
+  static constexpr std::int64_t kMinSleepNs = 100'000;
+
   Pacer(double rate, std::int64_t start_ns) : rate_(rate), start_ns_(start_ns) {}
   bool paced() const { return rate_ > 0; }
   std::int64_t due_ns(std::uint64_t index) const {
     assert(paced());
     return start_ns_ + static_cast<std::int64_t>(static_cast<double>(index) * 1e9 / rate_);
+  }
+  // When a sender at `now` whose next message is `index` should wake.
+  std::int64_t wake_ns(std::uint64_t index, std::int64_t now) const {
+    return std::max(due_ns(index), now + kMinSleepNs);
   }
 
  private:
@@ -219,15 +231,21 @@ std::uint64_t paced_send(const LoadOptions& options, std::vector<std::unique_ptr
   std::string payload = make_payload(options.message_bytes);
   std::uint64_t index = 0;
   std::size_t next_producer = 0;
+  // Paced, the clock is read again only once the messages due by its last reading are sent.
+  std::int64_t now = now_ns();
   for (;;) {
-    const std::int64_t now = now_ns();
+    if (!pacer.paced()) now = now_ns();
     if (now >= end_ns) break;
     std::int64_t intended_ns = now;
     if (pacer.paced()) {
       intended_ns = pacer.due_ns(index);
       if (intended_ns >= end_ns) break;
       if (intended_ns > now) {
-        sleep_until_ns(intended_ns);
+        now = now_ns();
+        if (intended_ns > now) {
+          sleep_until_ns(pacer.wake_ns(index, now));
+          now = now_ns();
+        }
         continue;
       }
     }
@@ -241,6 +259,7 @@ std::uint64_t paced_send(const LoadOptions& options, std::vector<std::unique_ptr
     }
     if (chosen == nullptr) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
+      now = now_ns();
       continue;
     }
     stamp_payload(payload, intended_ns);
@@ -248,6 +267,7 @@ std::uint64_t paced_send(const LoadOptions& options, std::vector<std::unique_ptr
     if (outcome == SendOutcome::stop) break;
     if (outcome == SendOutcome::retry) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
+      now = now_ns();
       continue;
     }
     ++index;

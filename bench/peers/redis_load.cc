@@ -195,7 +195,7 @@ void drive_producers(const LoadOptions& options, const RedisOptions& redis, std:
         append_xadd(producers[index % producers.size()], options, redis, index, payload, pacer.due_ns(index));
         ++index;
       }
-      wake_ns = std::min(pacer.due_ns(index), end_ns);
+      wake_ns = std::min(pacer.wake_ns(index, now), end_ns);
     } else if (sending) {
       for (std::size_t p = 0; p < producers.size(); ++p) {
         while (producers[p].intended_ns.size() < window && (options.count == 0 || index < options.count)) {
