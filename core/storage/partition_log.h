@@ -139,6 +139,7 @@ struct LogStats {
   std::uint64_t torn_tail_bytes_truncated = 0;
   std::uint64_t preallocated_bytes_trimmed = 0;  // zeros past the last append, cut on recovery
   std::uint64_t segments_rolled = 0;
+  std::uint64_t rolls_deferred = 0;  // rolls put off while the flush fiber synced the segment
   std::uint64_t segments_deleted = 0;
   std::uint64_t datasyncs = 0;
   std::uint64_t cache_bytes_dropped = 0;  // advised to the OS by the page_cache_window_bytes policy
@@ -168,7 +169,8 @@ class PartitionLog {
   std::expected<void, LogError> flush_through(std::int64_t offset);
   // Applies the flush policy's bounds (flush_ms; flush_messages when > 1): flushes when due.
   std::expected<void, LogError> flush_if_due();
-  // Whether the flush policy's count or time bound is reached (something unflushed is due).
+  // Whether the flush policy's count or time bound is reached (something unflushed is due), or a
+  // deferred roll waits for the active segment to be synced.
   bool flush_due() const;
 
   // Whole batches from the one containing `offset`, up to max_bytes (the first batch always
@@ -225,6 +227,9 @@ class PartitionLog {
   std::expected<void, LogError> check_usable() const;
   Segment& active() { return *segments_.back(); }
   bool should_roll(std::size_t batch_bytes, std::int64_t batch_offsets);
+  // Whether a due roll waits (see kRollOvershoot in partition_log.cc): more of the active segment
+  // is unsynced than a roll should sync under the lock, and the segment may still grow.
+  bool defer_roll(std::size_t batch_bytes, std::int64_t batch_offsets);
   std::expected<void, LogError> roll();
   std::expected<void, LogError> sync_through_generation(std::uint64_t generation);
   // The page_cache_window_bytes policy, after a datasync made `segment` durable up to
@@ -260,6 +265,10 @@ class PartitionLog {
   WaitQueue sync_waiters_;
   std::int64_t unflushed_messages_ = 0;
   std::optional<Instant> oldest_unflushed_at_;
+  // The active segment's bytes the last datasync covered (an estimate after a truncation; only
+  // defer_roll reads it), and whether a due roll waits for the flush fiber to sync.
+  std::uint64_t active_synced_bytes_ = 0;
+  bool roll_deferred_ = false;
 
   LogStats stats_;
 };

@@ -180,6 +180,76 @@ TEST(PartitionLog, segment_rolls_by_size_and_each_new_segment_name_is_durable) {
   EXPECT_EQ(expected_base, log->log_end_offset());
 }
 
+// A seed whose simulation never rolls a segment early (BUGGIFY), for tests that count rolls.
+std::uint64_t seed_without_early_rolls(std::uint64_t from) {
+  for (std::uint64_t seed = from;; ++seed) {
+    if (!sim::SimWorld(seed).buggify().site_enabled("storage/roll_segment_early")) return seed;
+  }
+}
+
+// A topic not flushed per append: a due roll waits while much is unsynced (appends go on past
+// segment_bytes, nothing waits on a sync), flush_due() asks the flush fiber to sync, and the
+// first append after that sync rolls, syncing only what came in meanwhile.
+TEST(PartitionLog, a_roll_with_much_unsynced_waits_for_the_flush_fiber_instead_of_stalling_appends) {
+  LogNode node(seed_without_early_rolls(40));
+  LogConfig lazy;
+  lazy.segment_bytes = 64 * 1024;
+  lazy.index_interval_bytes = 1024;
+  lazy.flush_messages = 1'000'000;
+  auto log = open_log(node, lazy);
+  const std::uint64_t syncs_at_open = log->stats().datasyncs;
+  node.run([&] {
+    // 80 KiB unsynced: past the roll size, far more than an eighth of a segment unsynced.
+    for (int i = 0; i < 80; ++i) append_copy(*log, make_batch(1, 1000, kTimestampMs));
+    EXPECT_EQ(log->segment_count(), 1u);
+    EXPECT_GT(log->segments().back()->size_bytes(), lazy.segment_bytes);
+    EXPECT_EQ(log->stats().datasyncs, syncs_at_open);  // no append waited on a sync
+    EXPECT_EQ(log->stats().rolls_deferred, 1u);
+    EXPECT_TRUE(log->flush_due());
+    ASSERT_TRUE(log->flush_if_due());  // what the broker's flush fiber does
+    EXPECT_FALSE(log->flush_due());
+    EXPECT_EQ(log->stats().datasyncs, syncs_at_open + 1);
+    // The next append rolls: the old segment is already durable.
+    append_copy(*log, make_batch(1, 1000, kTimestampMs));
+    EXPECT_EQ(log->segment_count(), 2u);
+    EXPECT_EQ(log->stats().segments_rolled, 1u);
+  });
+  const auto first = log->segments().front();
+  const std::string name = join_path(testing::kLogDirectory, segment_file_name(first->base_offset(), kLogSuffix));
+  auto durable = node.disk().durable_contents(name);
+  ASSERT_TRUE(durable.has_value());
+  EXPECT_EQ(durable->size(), first->size_bytes());
+}
+
+// Without a flush fiber the overshoot is bounded: at 1.5 x segment_bytes the roll syncs under the
+// lock as before. A topic flushed per append never has much unsynced: it rolls at segment_bytes.
+TEST(PartitionLog, a_deferred_roll_happens_anyway_at_one_and_a_half_segments_and_never_for_synced_logs) {
+  LogNode node(seed_without_early_rolls(50));
+  LogConfig lazy;
+  lazy.segment_bytes = 64 * 1024;
+  lazy.index_interval_bytes = 1024;
+  lazy.flush_messages = 1'000'000;
+  LogConfig durable = lazy;
+  durable.flush_messages = 1;
+  auto lazy_log = open_log(node, lazy, "/lazy");
+  auto durable_log = open_log(node, durable, "/durable");
+  node.run([&] {
+    for (int i = 0; i < 200; ++i) {
+      append_copy(*lazy_log, make_batch(1, 1000, kTimestampMs));
+      append_copy(*durable_log, make_batch(1, 1000, kTimestampMs));
+    }
+  });
+  ASSERT_GE(lazy_log->segment_count(), 2u);
+  for (std::size_t i = 0; i + 1 < lazy_log->segment_count(); ++i) {
+    const std::uint64_t size = lazy_log->segments()[i]->size_bytes();
+    EXPECT_GT(size, lazy.segment_bytes);
+    EXPECT_LE(size, lazy.segment_bytes + lazy.segment_bytes / 2);
+  }
+  EXPECT_GE(durable_log->segment_count(), 3u);
+  for (const auto& segment : durable_log->segments()) EXPECT_LE(segment->size_bytes(), durable.segment_bytes);
+  EXPECT_EQ(durable_log->stats().rolls_deferred, 0u);
+}
+
 TEST(PartitionLog, segment_rolls_by_age_on_the_monotonic_clock_not_on_wall_clock_jumps) {
   LogNode node(7);
   LogConfig config;
