@@ -426,7 +426,8 @@ def write_report(results, out_dir):
              "(high watermark - log start) from a fresh client, and Sluice again with `sluice topic describe --json`; "
              "Redis with XLEN; NATS with stream info. A mismatch fails the run (and `ci/bench.sh`).",
              "* Load clients (bench/peers, C++): `sluice-kafka-load` (librdkafka; linger.ms=5 for throughput, 1 for "
-             "latency and workload 3; queue bounded at 500k messages), `sluice-redis-load` (hiredis, pipelined XADD, "
+             "latency and workload 3; at most 32 MiB of message values unacknowledged per producer, the Java producer's "
+             "default buffer.memory: 32,768 messages of 1 KiB, 335,544 of 100 B), `sluice-redis-load` (hiredis, pipelined XADD, "
              "1000 commands in flight per connection), `sluice-nats-load` (libnats, js_PublishAsync, 4096 in flight).",
              "* Latency (workload 5) is open loop: message i is due at start + i/rate and its latency counts from "
              "then, so stalls are not hidden by a slowed-down sender (coordinated omission). End-to-end = due time "

@@ -2,7 +2,8 @@
 // Sluice and against librdkafka's mock cluster (bench/peers/mock_cluster.cc).
 //   produce: --producers instances send for --duration-s (or --count messages) to an existing
 //            topic's first --partitions partitions (round-robin, or by key hash with --keys), at
-//            --rate or as fast as --window unacknowledged messages per producer allow; with
+//            --rate or as fast as --window unacknowledged messages per producer allow (default:
+//            32 MiB of message values, the Java producer's default buffer.memory); with
 //            --end-to-end a consumer in the same process times each message from its intended
 //            send time to its arrival. Afterwards the topic's high watermarks (ListOffsets) must
 //            have grown by exactly the acknowledged count (waiting up to --drain-timeout-s, since
@@ -27,7 +28,17 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kDefaultWindow = 500'000;  // librdkafka's own queue bounds a single producer
+// The default window: 32 MiB of unacknowledged message values per producer (the Java producer's
+// default buffer.memory), e.g. 32,768 messages of 1 KiB. It was 500,000 messages (500 MB of 1 KiB
+// values in flight): the client then spent more CPU per message walking long, cache-cold queues
+// (librdkafka sets each acknowledged message's offset in a linked-list walk), and every system's
+// 1 KiB x 16 partitions throughput was lower (2 runs each, 2026-11-23: the mock 1,125-1,224 -> 1,269-1,331
+// MB/s, Sluice non-durable 725-795 -> 912-967, durable 710-741 -> 833-836).
+constexpr std::size_t kDefaultWindowBytes = std::size_t{32} << 20;
+
+std::size_t default_window(const LoadOptions& options) {
+  return std::max<std::size_t>(kDefaultWindowBytes / std::max<std::size_t>(options.message_bytes, 1), 1);
+}
 constexpr int kMetadataTimeoutMs = 10'000;
 constexpr std::size_t kConsumeBatchMax = 10'000;
 
@@ -246,7 +257,7 @@ std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<P
 }
 
 int produce(const LoadOptions& options, const KafkaOptions& kafka) {
-  const std::size_t window = options.window > 0 ? options.window : kDefaultWindow;
+  const std::size_t window = options.window > 0 ? options.window : default_window(options);
   RoomSignal room;  // outlives the producers' ack threads
   std::vector<std::unique_ptr<Producer>> producers;
   for (std::size_t made = 0; made < options.producers; ++made) {
