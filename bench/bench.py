@@ -22,6 +22,7 @@ import atexit
 import json
 import os
 import platform
+import re
 import resource
 import select
 import shutil
@@ -341,6 +342,8 @@ class Bench:
         self.redis_server = shutil.which("redis-server")
         self.nats_server = shutil.which("nats-server")
         help_text = subprocess.run([self.tool("sluice"), "serve", "--help"], capture_output=True, text=True).stdout
+        self.sluice_config = subprocess.run([self.tool("sluice"), "config", "print"], capture_output=True,
+                                            text=True).stdout
         self.sluice_has_admin = "--admin-listen" in help_text
         self.smoke = args.smoke
         self.duration_s = args.duration_s or (1.0 if args.smoke else 5.0)
@@ -357,6 +360,16 @@ class Bench:
         self.started = time.monotonic()
         self.overhead_s = 1.5  # per run, updated as runs finish
         self.run_counter = 0
+
+    def sluice_setting(self, section, key):
+        """A value of `sluice config print` (the defaults the runs' servers use), or None."""
+        match = re.search(rf"^{section}:\n(?:  .*\n)*?  {key}: (\S+)$", self.sluice_config, re.MULTILINE)
+        if not match:
+            return None
+        try:
+            return int(match.group(1))
+        except ValueError:
+            return match.group(1)
 
     def tool(self, name):
         if name == "sluice":
@@ -847,7 +860,8 @@ def main():
         "load_average": {"start": bench.load_start, "end": bench.load_end},
         "settings": {"duration_s": bench.duration_s, "warmup_s": bench.warmup_s, "runs_per_cell": bench.repeats,
                      "load_fractions": bench.load_fractions, "backlog_bytes": bench.backlog_bytes,
-                     "retention_s": bench.retention_s, "nondurable_flush_ms": NONDURABLE_FLUSH_MS},
+                     "retention_s": bench.retention_s, "nondurable_flush_ms": NONDURABLE_FLUSH_MS,
+                     "sluice_page_cache_window_bytes": bench.sluice_setting("storage", "page_cache_window_bytes")},
         "workloads": WORKLOADS,
         "runs": bench.runs,
         "limits": bench.limits,

@@ -36,6 +36,14 @@ def fmt(value, digits=0, unit=""):
     return f"{value:,.{digits}f}{unit}"
 
 
+def window_text(results):
+    """', N MiB a partition' for the page cache window the run's Sluice had (older results lack it)."""
+    window = results.get("settings", {}).get("sluice_page_cache_window_bytes")
+    if not isinstance(window, int):
+        return ""
+    return ", off" if window == 0 else f", {window / 2**20:g} MiB a partition"
+
+
 def fmt_ms(value):
     if value is None:
         return "—"
@@ -466,7 +474,7 @@ def write_report(results, out_dir):
         lines += ["", f"![latency]({plot})"]
     lines += ["", "## Workload 4: catch-up read of a backlog", "", results["workloads"]["w4"] +
               " (filled once in non-durable mode; one consumer reads it once right after the fill, then in the measured runs; not the mock, which keeps only the last few MB of each partition)."
-              " Sluice drops synced data more than its page cache window (`storage.page_cache_window_bytes`, 32 MiB a partition) behind the end from the page cache,"
+              f" Sluice drops synced data more than its page cache window (`storage.page_cache_window_bytes`{window_text(results)}) behind the end from the page cache,"
               " so its first read comes from the disk; what a read brings back stays cached, so its measured reads, like the peers' (Redis holds streams in RAM,"
               " NATS's file store stays in the page cache), are from memory.", ""]
     lines += backlog_table(results)
