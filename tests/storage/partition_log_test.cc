@@ -187,15 +187,21 @@ std::uint64_t seed_without_early_rolls(std::uint64_t from) {
   }
 }
 
+// 64 KiB segments of a topic not flushed per append.
+LogConfig unflushed_config() {
+  LogConfig config;
+  config.segment_bytes = 64 * 1024;
+  config.index_interval_bytes = 1024;
+  config.flush_messages = 1'000'000;
+  return config;
+}
+
 // A topic not flushed per append: a due roll waits while much is unsynced (appends go on past
 // segment_bytes, nothing waits on a sync), flush_due() asks the flush fiber to sync, and the
 // first append after that sync rolls, syncing only what came in meanwhile.
 TEST(PartitionLog, a_roll_with_much_unsynced_waits_for_the_flush_fiber_instead_of_stalling_appends) {
   LogNode node(seed_without_early_rolls(40));
-  LogConfig lazy;
-  lazy.segment_bytes = 64 * 1024;
-  lazy.index_interval_bytes = 1024;
-  lazy.flush_messages = 1'000'000;
+  const LogConfig lazy = unflushed_config();
   auto log = open_log(node, lazy);
   const std::uint64_t syncs_at_open = log->stats().datasyncs;
   node.run([&] {
@@ -225,10 +231,7 @@ TEST(PartitionLog, a_roll_with_much_unsynced_waits_for_the_flush_fiber_instead_o
 // lock as before. A topic flushed per append never has much unsynced: it rolls at segment_bytes.
 TEST(PartitionLog, a_deferred_roll_happens_anyway_at_one_and_a_half_segments_and_never_for_synced_logs) {
   LogNode node(seed_without_early_rolls(50));
-  LogConfig lazy;
-  lazy.segment_bytes = 64 * 1024;
-  lazy.index_interval_bytes = 1024;
-  lazy.flush_messages = 1'000'000;
+  const LogConfig lazy = unflushed_config();
   LogConfig durable = lazy;
   durable.flush_messages = 1;
   auto lazy_log = open_log(node, lazy, "/lazy");
