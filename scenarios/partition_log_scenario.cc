@@ -2,7 +2,9 @@
 // PartitionLog (core/storage/partition_log.h) with small segments, so faults land on rolls,
 // index rebuilds and torn tails; clients send Kafka record batch v2 (one record each, its key
 // naming client and sequence) and read batches back. The checks are the append-log ones plus
-// offset contiguity: acknowledged batches survive crashes at the offset they were given.
+// offset contiguity: acknowledged batches survive crashes at the offset they were given. With the
+// partition_log/lazy_flush buggify the log is not flushed per append (its rolls are deferred while
+// much is unsynced) and the server flushes before it acknowledges.
 
 #include <memory>
 
@@ -30,10 +32,18 @@ Status status_of(storage::LogError error) {
   }
 }
 
+// A log not flushed per append (the partition_log/lazy_flush buggify) acknowledges only after an
+// explicit flush_through and serves only durable offsets, so the checks stay those of a durable
+// log while its rolls go the lazy way (deferred while much is unsynced, PartitionLog::defer_roll).
+bool lazy(const storage::PartitionLog& log) { return log.config().flush_messages > 1; }
+
 Bytes handle_produce(storage::PartitionLog& log, std::span<std::byte> batch) {
   if (!storage::validate_client_batch(batch, log.config().max_batch_bytes)) return status_only(Status::invalid_batch);
   auto appended = log.append(batch, 0);
   if (!appended) return status_only(status_of(appended.error()));
+  if (lazy(log)) {
+    if (auto flushed = log.flush_through(appended->last_offset); !flushed) return status_only(status_of(flushed.error()));
+  }
   Bytes response = status_only(Status::ok);
   ByteWriter(response).u64(static_cast<std::uint64_t>(appended->base_offset));
   return response;
@@ -43,7 +53,8 @@ Bytes handle_fetch(storage::PartitionLog& log, ByteReader& request) {
   const auto offset = static_cast<std::int64_t>(request.u64());
   const std::uint32_t max_bytes = request.u32();
   if (!request.ok()) return status_only(Status::invalid_batch);
-  auto read = log.read(offset, std::min(max_bytes, kFetchBytesMax), log.high_watermark());
+  const std::int64_t upper_bound = lazy(log) ? log.durable_end_offset() : log.high_watermark();
+  auto read = log.read(offset, std::min(max_bytes, kFetchBytesMax), upper_bound);
   if (!read) return status_only(status_of(read.error()));
   Bytes response = status_only(Status::ok);
   ByteWriter(response).bytes(read->bytes);
@@ -72,6 +83,7 @@ void run_partition_log_server(Env& env) {
   config.segment_bytes = env.buggify("partition_log/tiny_segments") ? 4096 : 128 * 1024;
   config.index_interval_bytes = 1024;
   config.retention_ms = -1;
+  if (env.buggify("partition_log/lazy_flush")) config.flush_messages = 1'000'000;
   std::unique_ptr<storage::PartitionLog> log;
   for (;;) {  // a supervised process: retry a failed recovery (e.g. an injected read error)
     auto opened = storage::PartitionLog::open(env, "partition-0", config);
