@@ -62,8 +62,7 @@ struct Producer {
   rd_kafka_t* handle = nullptr;
   rd_kafka_topic_t* topic = nullptr;
   std::atomic<std::uint64_t> outstanding{0};
-  RoomSignal* room = nullptr;  // the sender's, once it runs; woken when acks free room
-  std::uint64_t resume_at = 0;  // RoomSignal::resume_at of the producer's window
+  RoomSignal* room = nullptr;  // the sender's window, once it runs; acks free room in it
   std::atomic<bool> stop{false};
   std::thread poller;
   LatencyHistogram ack_latency;
@@ -84,8 +83,11 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
     producer.first_error = rd_kafka_err2name(message->err);
   }
   producer.last_ack_ns = now;
-  const std::uint64_t left = producer.outstanding.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (producer.room != nullptr) producer.room->released(left, producer.resume_at);
+  if (producer.room != nullptr) {
+    producer.room->acknowledged(producer.outstanding);
+  } else {
+    producer.outstanding.fetch_sub(1, std::memory_order_acq_rel);
+  }
 }
 
 std::unique_ptr<Producer> make_producer(const KafkaOptions& kafka, std::size_t window) {
@@ -235,8 +237,8 @@ void consume_until(Consumer& consumer, std::int64_t deadline_ns, OnMessage on_me
 
 // Sends the run's messages; returns the index count sent.
 std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
-                       std::size_t window, RoomSignal& room, std::int64_t start_ns, std::string& first_error) {
-  return paced_send(options, producers, window, room, start_ns,
+                       RoomSignal& room, std::int64_t start_ns, std::string& first_error) {
+  return paced_send(options, producers, room, start_ns,
                     [&](Producer& chosen, std::uint64_t index, std::int64_t intended_ns, std::string& payload) {
                       const std::string key = options.keys > 0 ? key_of(options, index) : std::string();
                       const std::int32_t partition = options.keys > 0
@@ -258,13 +260,12 @@ std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<P
 
 int produce(const LoadOptions& options, const KafkaOptions& kafka) {
   const std::size_t window = options.window > 0 ? options.window : default_window(options);
-  RoomSignal room;  // outlives the producers' ack threads
+  RoomSignal room(window);  // outlives the producers' ack threads
   std::vector<std::unique_ptr<Producer>> producers;
   for (std::size_t made = 0; made < options.producers; ++made) {
     auto producer = make_producer(kafka, window);
     if (producer == nullptr) return kExitFailure;
     producer->room = &room;
-    producer->resume_at = RoomSignal::resume_at(window);
     producers.push_back(std::move(producer));
   }
   Producer& first = *producers.front();
@@ -302,7 +303,7 @@ int produce(const LoadOptions& options, const KafkaOptions& kafka) {
   }
 
   result.first_send_ns = now_ns();
-  result.sent = send_all(options, producers, window, room, result.first_send_ns, result.first_error);
+  result.sent = send_all(options, producers, room, result.first_send_ns, result.first_error);
   const std::int64_t drain_deadline = now_ns() + static_cast<std::int64_t>(options.drain_timeout_s * 1e9);
   for (auto& producer : producers) {
     while (producer->outstanding.load(std::memory_order_acquire) > 0 && now_ns() < drain_deadline) {

@@ -216,21 +216,24 @@ class Pacer {
   std::int64_t start_ns_;
 };
 
-// How the sender waits when every producer's window is full. Polling for room (a 50 us sleep,
-// then look again) cost a saturating client some 20,000 wake-ups a second, nearly all finding the
-// window still full, on a 2-vCPU machine where that CPU is the broker's. Instead an ack that
-// frees an eighth of its producer's window (resume_at) wakes the sender, so a full window costs one
-// wake-up per batch of acks. A wait never lasts longer than 1 ms: a wake-up raced away, or acks
-// that stop, cost at most that.
+// Each producer's window (its unacknowledged messages, at most window()), and how the sender
+// waits when every window is full. Polling for room (a 50 us sleep, then look again) cost a
+// saturating client some 20,000 wake-ups a second, nearly all finding the window still full, on a
+// 2-vCPU machine where that CPU is the broker's. Instead an ack that frees an eighth of its
+// producer's window (resume_at) wakes the sender, so a full window costs one wake-up per batch of
+// acks. A wait never lasts longer than 1 ms: a wake-up raced away, or acks that stop, cost at most
+// that.
 class RoomSignal {
  public:
+  explicit RoomSignal(std::size_t window)
+      : window_(window), resume_at_(window - std::max<std::size_t>(window / 8, 1)) {}
+  std::size_t window() const { return window_; }
   // The outstanding count at or below which an ack wakes a waiting sender.
-  static std::uint64_t resume_at(std::size_t window) {
-    return window - std::max<std::size_t>(window / 8, 1);
-  }
-  // Ack side, after a producer's outstanding count dropped to `left`.
-  void released(std::uint64_t left, std::uint64_t resume_at) {
-    if (left > resume_at) return;
+  std::uint64_t resume_at() const { return resume_at_; }
+  // Ack side: one of a producer's `outstanding` messages was acknowledged.
+  void acknowledged(std::atomic<std::uint64_t>& outstanding) {
+    const std::uint64_t left = outstanding.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (left > resume_at_) return;
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the one in wait()
     if (!waiting_.load(std::memory_order_relaxed)) return;
     {
@@ -255,6 +258,8 @@ class RoomSignal {
   }
 
  private:
+  const std::size_t window_;
+  const std::uint64_t resume_at_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> waiting_{false};
@@ -266,13 +271,14 @@ enum class SendOutcome : std::uint8_t { sent, retry, stop };
 
 // The open-loop send loop of the windowed clients (Kafka, NATS): message `index` is due at its
 // Pacer time (now, without a rate), goes to the first producer from a round-robin start whose
-// `outstanding` count is under `window`, with the due time stamped into `payload`, through
+// `outstanding` count is under room.window(), with the due time stamped into `payload`, through
 // `send(producer, index, intended_ns, payload)`. With every window full it waits on `room`, which
-// the producers' ack handlers signal (RoomSignal::released). Ends at the run's duration or count;
+// the producers' ack handlers signal (RoomSignal::acknowledged). Ends at the run's duration or count;
 // returns how many messages were sent.
 template <typename Producer, typename Send>
 std::uint64_t paced_send(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
-                         std::size_t window, RoomSignal& room, std::int64_t start_ns, Send send) {
+                         RoomSignal& room, std::int64_t start_ns, Send send) {
+  const std::size_t window = room.window();
   const Pacer pacer(options.rate, start_ns);
   const auto end_ns = start_ns + static_cast<std::int64_t>(options.duration_s * 1e9);
   std::string payload = make_payload(options.message_bytes);

@@ -49,8 +49,7 @@ struct Producer {
   natsConnection* connection = nullptr;
   jsCtx* js = nullptr;
   std::atomic<std::uint64_t> outstanding{0};
-  RoomSignal* room = nullptr;  // the sender's, once it runs; woken when acks free room
-  std::uint64_t resume_at = 0;  // RoomSignal::resume_at of the producer's window
+  RoomSignal* room = nullptr;  // the sender's window, once it runs; acks free room in it
   LatencyHistogram ack_latency;
   std::uint64_t acked = 0;
   std::uint64_t failed = 0;
@@ -69,8 +68,11 @@ void on_ack(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* ack_error, voi
     producer.first_error = ack_error != nullptr && ack_error->ErrText != nullptr ? ack_error->ErrText : "publish failed";
   }
   producer.last_ack_ns = now;
-  const std::uint64_t left = producer.outstanding.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (producer.room != nullptr) producer.room->released(left, producer.resume_at);
+  if (producer.room != nullptr) {
+    producer.room->acknowledged(producer.outstanding);
+  } else {
+    producer.outstanding.fetch_sub(1, std::memory_order_acq_rel);
+  }
   natsMsg_Destroy(message);
 }
 
@@ -221,10 +223,10 @@ bool start_readers(const NatsOptions& nats, const LoadOptions& options, bool tim
 }
 
 std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<Producer>>& producers,
-                       std::size_t window, RoomSignal& room, std::int64_t start_ns, std::string& first_error) {
+                       RoomSignal& room, std::int64_t start_ns, std::string& first_error) {
   std::vector<std::string> subjects;
   for (std::size_t index = 0; index < options.partitions; ++index) subjects.push_back(subject_name(options, index));
-  return paced_send(options, producers, window, room, start_ns,
+  return paced_send(options, producers, room, start_ns,
                     [&](Producer& chosen, std::uint64_t index, std::int64_t, std::string& payload) {
                       chosen.outstanding.fetch_add(1, std::memory_order_acq_rel);
                       const natsStatus status =
@@ -239,13 +241,12 @@ std::uint64_t send_all(const LoadOptions& options, std::vector<std::unique_ptr<P
 
 int produce(const LoadOptions& options, const NatsOptions& nats) {
   const std::size_t window = options.window > 0 ? options.window : kDefaultWindow;
-  RoomSignal room;  // outlives the producers' ack threads
+  RoomSignal room(window);  // outlives the producers' ack threads
   std::vector<std::unique_ptr<Producer>> producers;
   for (std::size_t made = 0; made < options.producers; ++made) {
     auto producer = make_producer(nats, window);
     if (producer == nullptr) return kExitFailure;
     producer->room = &room;
-    producer->resume_at = RoomSignal::resume_at(window);
     producers.push_back(std::move(producer));
   }
   if (nats.create && !create_streams(producers.front()->js, options, nats)) return kExitFailure;
@@ -256,7 +257,7 @@ int produce(const LoadOptions& options, const NatsOptions& nats) {
   if (options.end_to_end && !start_readers(nats, options, true, readers)) return kExitFailure;
 
   result.first_send_ns = now_ns();
-  result.sent = send_all(options, producers, window, room, result.first_send_ns, result.first_error);
+  result.sent = send_all(options, producers, room, result.first_send_ns, result.first_error);
   const std::int64_t drain_deadline = now_ns() + static_cast<std::int64_t>(options.drain_timeout_s * 1e9);
   for (auto& producer : producers) {
     while (producer->outstanding.load(std::memory_order_acquire) > 0 && now_ns() < drain_deadline) {

@@ -39,9 +39,9 @@ TEST(PacedSend, SendsEveryMessageOnTimeStampedWithItsDueTime) {
   std::uint64_t expected_index = 0;
   std::uint64_t early = 0;
   std::uint64_t misstamped = 0;
-  RoomSignal room;
+  RoomSignal room(1'000'000);
   const std::uint64_t sent = paced_send(
-      options, producers, 1'000'000, room, start,
+      options, producers, room, start,
       [&](FakeProducer&, std::uint64_t index, std::int64_t intended_ns, std::string& payload) {
         EXPECT_EQ(index, expected_index);
         ++expected_index;
@@ -72,9 +72,9 @@ TEST(PacedSend, RetriesAMessageTheClientRefusedWithTheSameDueTime) {
   const std::int64_t start = now_ns();
   std::vector<std::int64_t> attempts_of_first;
   int refusals = 2;
-  RoomSignal room;
+  RoomSignal room(10);
   const std::uint64_t sent = paced_send(
-      options, producers, 10, room, start,
+      options, producers, room, start,
       [&](FakeProducer&, std::uint64_t index, std::int64_t intended_ns, std::string&) {
         if (index == 0) attempts_of_first.push_back(intended_ns);
         if (index == 0 && refusals-- > 0) return SendOutcome::retry;
@@ -86,7 +86,7 @@ TEST(PacedSend, RetriesAMessageTheClientRefusedWithTheSameDueTime) {
   EXPECT_EQ(attempts_of_first[2], start);
 }
 
-// A full window: the sender waits for acks to free room (woken by RoomSignal::released), never
+// A full window: the sender waits for acks to free room (woken by RoomSignal::acknowledged), never
 // sends past the window, and sends everything.
 TEST(PacedSend, WaitsForAcksWhenTheWindowIsFullAndIsWokenByThem) {
   constexpr std::size_t kWindow = 64;
@@ -96,7 +96,7 @@ TEST(PacedSend, WaitsForAcksWhenTheWindowIsFullAndIsWokenByThem) {
   std::vector<std::unique_ptr<FakeProducer>> producers;
   producers.push_back(std::make_unique<FakeProducer>());
   FakeProducer& producer = *producers.front();
-  RoomSignal room;
+  RoomSignal room(kWindow);
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> peak{0};
   std::atomic<std::uint64_t> acked{0};
@@ -104,15 +104,14 @@ TEST(PacedSend, WaitsForAcksWhenTheWindowIsFullAndIsWokenByThem) {
   std::thread acker([&] {
     while (!done.load() || producer.outstanding.load() > 0) {
       if (producer.outstanding.load() > 0) {
-        const std::uint64_t left = producer.outstanding.fetch_sub(1) - 1;
         acked.fetch_add(1);
-        room.released(left, RoomSignal::resume_at(kWindow));
+        room.acknowledged(producer.outstanding);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   });
   const std::uint64_t sent = paced_send(
-      options, producers, kWindow, room, now_ns(),
+      options, producers, room, now_ns(),
       [&](FakeProducer& chosen, std::uint64_t, std::int64_t, std::string&) {
         const std::uint64_t now_outstanding = chosen.outstanding.fetch_add(1) + 1;
         peak.store(std::max(peak.load(), now_outstanding));
@@ -126,13 +125,13 @@ TEST(PacedSend, WaitsForAcksWhenTheWindowIsFullAndIsWokenByThem) {
 }
 
 TEST(RoomSignal, AnAckBelowTheResumeMarkWakesTheWaitingSender) {
-  RoomSignal room;
+  RoomSignal room(64);
   std::atomic<std::uint64_t> outstanding{64};
-  const std::uint64_t resume_at = RoomSignal::resume_at(64);
+  const std::uint64_t resume_at = room.resume_at();
   EXPECT_EQ(resume_at, 56u);
   std::thread acker([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    for (int freed = 0; freed < 8; ++freed) room.released(outstanding.fetch_sub(1) - 1, resume_at);
+    for (int freed = 0; freed < 8; ++freed) room.acknowledged(outstanding);
   });
   const std::int64_t start = now_ns();
   // Waits (in 1 ms steps at most) until the count is at the mark: well before the deadline.
