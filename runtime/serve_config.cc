@@ -163,6 +163,7 @@ std::expected<void, std::string> load_serve_config(const std::string& path, Serv
   };
   const std::map<std::string, Key> storage = {
       {"page_cache_window_bytes", integer_key(log.page_cache_window_bytes, 0, kLongMax)},
+      {"lazy_sync_bytes", integer_key(log.lazy_sync_bytes, 0, kLongMax)},
   };
   group::GroupConfig& group = broker.group;
   const std::map<std::string, Key> groups = {
@@ -248,6 +249,7 @@ std::string format_serve_config(const ServeConfig& config) {
   line("  ", "min_insync_replicas", number(broker.min_insync_replicas));
   out += "storage:\n";
   line("  ", "page_cache_window_bytes", number(log.page_cache_window_bytes));
+  line("  ", "lazy_sync_bytes", number(log.lazy_sync_bytes));
   out += "groups:\n";
   line("  ", "initial_rebalance_delay_ms", number(group.initial_rebalance_delay_ms));
   line("  ", "min_session_timeout_ms", number(group.session_timeout_ms_min));

@@ -28,6 +28,7 @@
 //     min_insync_replicas: 1
 //   storage:
 //     page_cache_window_bytes: 33554432  # synced data further behind a log's end leaves the page cache; 0: never
+//     lazy_sync_bytes: 4194304   # a log not flushed per append is synced in the background this often; 0: by policy only
 //   groups:                          # consumer groups (group.* and offsets.* broker configs)
 //     initial_rebalance_delay_ms: 3000
 //     min_session_timeout_ms: 6000

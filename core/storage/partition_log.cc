@@ -347,11 +347,15 @@ bool PartitionLog::should_roll(std::size_t batch_bytes, std::int64_t batch_offse
   return env_.buggify("storage/roll_segment_early");
 }
 
+std::uint64_t PartitionLog::active_unsynced_bytes() const {
+  const std::uint64_t size = segments_.back()->size_bytes();
+  return size - std::min(active_synced_bytes_, size);
+}
+
 bool PartitionLog::defer_roll(std::size_t batch_bytes, std::int64_t batch_offsets) {
   const Segment& segment = active();
   if (synced_generation_ >= write_generation_) return false;
-  const std::uint64_t unsynced = segment.size_bytes() - std::min(active_synced_bytes_, segment.size_bytes());
-  if (unsynced <= std::min(kRollSyncInlineMax, config_.segment_bytes / 8)) return false;
+  if (active_unsynced_bytes() <= std::min(kRollSyncInlineMax, config_.segment_bytes / 8)) return false;
   // Offsets and positions are u32 relative to the segment (should_roll keeps offsets in range).
   const std::uint64_t bound = std::min<std::uint64_t>(config_.segment_bytes + config_.segment_bytes / kRollOvershoot,
                                                       std::numeric_limits<std::uint32_t>::max());
@@ -499,6 +503,10 @@ std::expected<void, LogError> PartitionLog::await_flush_policy(std::int64_t last
 bool PartitionLog::flush_due() const {
   if (roll_deferred_ && synced_generation_ < write_generation_) return true;
   if (!oldest_unflushed_at_) return false;
+  if (config_.flush_messages > 1 && config_.lazy_sync_bytes > 0 &&
+      active_unsynced_bytes() >= config_.lazy_sync_bytes) {
+    return true;
+  }
   if (config_.flush_messages > 1 && unflushed_messages_ >= config_.flush_messages) return true;
   return config_.flush_ms >= 0 && env_.now() - *oldest_unflushed_at_ >= milliseconds(config_.flush_ms);
 }

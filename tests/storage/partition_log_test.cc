@@ -253,6 +253,55 @@ TEST(PartitionLog, a_deferred_roll_happens_anyway_at_one_and_a_half_segments_and
   EXPECT_EQ(durable_log->stats().rolls_deferred, 0u);
 }
 
+// A topic not flushed per append asks the flush fiber for a sync once lazy_sync_bytes of its
+// active segment are unsynced, well before its flush.messages / flush.ms would (so writeback comes
+// in small steps, not in one burst per flush.ms); no append waits for it. Set 0, only the policy
+// asks; a topic flushed per append never needs it.
+TEST(PartitionLog, a_lazy_log_asks_for_a_sync_every_lazy_sync_bytes_without_an_append_waiting) {
+  LogNode node(seed_without_early_rolls(60));
+  LogConfig stepped = unflushed_config();
+  stepped.segment_bytes = 1 << 20;
+  stepped.lazy_sync_bytes = 16 * 1024;
+  LogConfig policy_only = stepped;
+  policy_only.lazy_sync_bytes = 0;
+  auto stepped_log = open_log(node, stepped, "/stepped");
+  auto policy_log = open_log(node, policy_only, "/policy");
+  const std::uint64_t stepped_syncs = stepped_log->stats().datasyncs;
+  const std::uint64_t policy_syncs = policy_log->stats().datasyncs;
+  node.run([&] {
+    for (int round = 1; round <= 3; ++round) {
+      // 15 batches of about 1 KiB: under the step.
+      for (int i = 0; i < 15; ++i) {
+        append_copy(*stepped_log, make_batch(1, 1000, kTimestampMs));
+        append_copy(*policy_log, make_batch(1, 1000, kTimestampMs));
+      }
+      EXPECT_FALSE(stepped_log->flush_due());
+      append_copy(*stepped_log, make_batch(1, 1000, kTimestampMs));
+      append_copy(*policy_log, make_batch(1, 1000, kTimestampMs));
+      append_copy(*stepped_log, make_batch(1, 1000, kTimestampMs));
+      append_copy(*policy_log, make_batch(1, 1000, kTimestampMs));
+      EXPECT_TRUE(stepped_log->flush_due());
+      EXPECT_FALSE(policy_log->flush_due());
+      EXPECT_EQ(stepped_log->stats().datasyncs, stepped_syncs + round - 1);  // no append waited
+      ASSERT_TRUE(stepped_log->flush_if_due());  // what the broker's flush fiber does
+      ASSERT_TRUE(policy_log->flush_if_due());
+      EXPECT_FALSE(stepped_log->flush_due());
+      EXPECT_EQ(stepped_log->stats().datasyncs, stepped_syncs + round);
+      EXPECT_EQ(stepped_log->durable_end_offset(), stepped_log->log_end_offset());
+    }
+  });
+  EXPECT_EQ(policy_log->stats().datasyncs, policy_syncs);
+  EXPECT_LT(policy_log->durable_end_offset(), policy_log->log_end_offset());
+
+  LogConfig durable = stepped;
+  durable.flush_messages = 1;
+  auto durable_log = open_log(node, durable, "/durable");
+  node.run([&] {
+    for (int i = 0; i < 40; ++i) append_copy(*durable_log, make_batch(1, 1000, kTimestampMs));
+    EXPECT_FALSE(durable_log->flush_due());
+  });
+}
+
 TEST(PartitionLog, segment_rolls_by_age_on_the_monotonic_clock_not_on_wall_clock_jumps) {
   LogNode node(7);
   LogConfig config;
