@@ -296,8 +296,10 @@ def targets(results):
                             f"of 2 vCPUs, before the kernel's writeback, softirq and loopback work | — |")
     else:
         rows.append("| durable w2 MB/s >= 70% of raw fdatasync at the same sync size | not measured | — |")
-    half = next((c for c in w5 if c.system == "sluice" and c.mode == "durable"
-                 and c.runs[0]["params"].get("load_fraction") == 0.5), None)
+    def at_half(system, mode):
+        return next((c for c in w5 if c.system == system and c.mode == mode
+                     and c.runs[0]["params"].get("load_fraction") == 0.5), None)
+    half = at_half("sluice", "durable")
     if half and half.med("e2e_p99_ms") is not None:
         p99 = half.med("e2e_p99_ms")
         rows.append(f"| durable e2e p99 at 50% load <= 2 ms | **{fmt_ms(p99)} ms** | {'yes' if p99 <= 2 else 'no'} |")
@@ -306,6 +308,17 @@ def targets(results):
             rows.append(f"| (why) the client alone at that rate: librdkafka's ack p99 against the in-memory mock at "
                         f"{floor.label.split('= ')[-1]} | {fmt_ms(floor.med('ack_p99_ms'))} ms (Sluice durable's ack p99 there: "
                         f"{fmt_ms(half.med('ack_p99_ms'))} ms) | — |")
+        # What else misses it, each at half its own workload-1 peak: Sluice with no fdatasync on any
+        # message's path, and the peers (docs/performance.md has the rest of the diagnosis).
+        seen = []
+        for system, mode, name in (("sluice", "nondurable", "Sluice non-durable (no fdatasync on the path)"),
+                                   ("redis", "durable", "Redis Streams durable"),
+                                   ("nats", "durable", "NATS JetStream durable")):
+            cell = at_half(system, mode)
+            if cell and cell.med("e2e_p99_ms") is not None:
+                seen.append(f"{name} at {cell.label.split('= ')[-1]}: {fmt_ms(cell.med('e2e_p99_ms'))} ms")
+        if seen:
+            rows.append(f"| (why) others at half their own peak, e2e p99 | {'; '.join(seen)} | — |")
     else:
         rows.append("| durable e2e p99 at 50% load <= 2 ms | not measured | — |")
     light = next((c for c in w5 if c.system == "sluice" and c.mode == "durable"
